@@ -1,0 +1,59 @@
+//! Health endpoints.
+//!
+//! `/healthz` says the process serves HTTP. `/readyz` says this process can do its job: the
+//! database answers (needed by every role: the spool, the sync state), and for processes that
+//! consume, the broker is connected. An ingress-only process stays ready while the broker is
+//! down because verified webhooks go to the spool. `/metrics` renders Prometheus text.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::broker::BrokerStatus;
+
+/// How long the readiness probe waits for the database before calling it unreachable.
+const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let database_ok = tokio::time::timeout(
+        DATABASE_PROBE_TIMEOUT,
+        crate::store::is_reachable(&state.db),
+    )
+    .await
+    .unwrap_or(false);
+    let broker = state.broker.status();
+    let broker_ok = !state.role.consumes() || broker != BrokerStatus::Disconnected;
+    let ready = database_ok && broker_ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": {
+            "database": if database_ok { "ok" } else { "unreachable" },
+            "broker": broker,
+        },
+    });
+    (status, Json(body))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,33 @@
+//! Middleware applied to every router: a request id on every request and response, and one
+//! span per request carrying it, so every log line of a request can be found by its id.
+
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps `router` with request-id and tracing layers.
+pub fn with_request_layers(router: Router) -> Router {
+    // Layers run outside-in: the id is set first, then the span reads it, then the response
+    // gets it back.
+    router
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    http.method = %request.method(),
+                    http.path = %request.uri().path(),
+                    request.id = %request_id,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

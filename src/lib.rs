@@ -1,0 +1,22 @@
+//! plaidhook: Plaid webhooks, verified and made durable; transactions kept current.
+//!
+//! Map of the crate:
+//! - [`config`]: layered typed settings; [`telemetry`]: logs and metrics set-up.
+//! - [`app`]: `Application::build` and the run/shutdown lifecycle, shared by `main` and tests.
+//! - [`cli`]: the command line.
+//! - [`http`]: middleware and health endpoints; [`error`]: the error clients see.
+//! - [`store`]: PostgreSQL pool and migrations.
+//! - [`broker`]: the RabbitMQ connection.
+//! - [`plaid`]: Plaid's API types, typed from the official OpenAPI spec.
+//! - [`sim`]: the built-in Plaid simulator.
+
+pub mod app;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod plaid;
+pub mod sim;
+pub mod store;
+pub mod telemetry;

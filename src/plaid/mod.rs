@@ -1,0 +1,1 @@
+//! Plaid API types, typed from the official OpenAPI spec (they land with the simulator).

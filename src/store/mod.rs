@@ -1,0 +1,64 @@
+//! PostgreSQL access: the connection pool, database creation and migrations.
+//!
+//! Queries live beside the domain that owns them; this module only knows how to reach the
+//! database and bring its schema up to date (`migrations/`, embedded at compile time).
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::config::DatabaseSettings;
+
+/// The schema, compiled into the binary so `plaidhook migrate` needs no files beside it.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connect options parsed from the configured URL.
+pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
+    settings
+        .url
+        .expose_secret()
+        .parse::<PgConnectOptions>()
+        .context("invalid setting `database.url`")
+}
+
+/// A pool that connects on first use, so the process starts (and reports not ready) while the
+/// database is down instead of refusing to start.
+pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout())
+        .connect_lazy_with(connect_options(settings)?))
+}
+
+/// Creates the database if it is missing, then applies pending migrations.
+pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    let url = settings.url.expose_secret();
+    if !Postgres::database_exists(url)
+        .await
+        .context("could not reach PostgreSQL at `database.url`")?
+    {
+        tracing::info!("creating database");
+        Postgres::create_database(url)
+            .await
+            .context("could not create the database named in `database.url`")?;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(settings.acquire_timeout())
+        .connect_with(connect_options(settings)?)
+        .await
+        .context("could not connect to `database.url`")?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying database migrations failed")?;
+    pool.close().await;
+    Ok(())
+}
+
+/// True when a trivial query answers within the pool's acquire timeout.
+pub async fn is_reachable(pool: &PgPool) -> bool {
+    sqlx::query("select 1").execute(pool).await.is_ok()
+}
