@@ -1,30 +1,340 @@
-//! The Plaid simulator's entry points. Its endpoints land in the next change; until then the
-//! built-in simulator only reserves its address.
+//! The Plaid simulator (`plaidhook sim`): a local server that behaves like Plaid for every
+//! endpoint and webhook plaidhook uses, for development, tests, demos and load tests.
+//!
+//! - Plaid's API (`routes`): the 13 endpoints of the spec, with Plaid's validation and errors.
+//! - Data (`data`, `sync`): deterministic, seeded bank histories that keep changing, paged by
+//!   `/transactions/sync` with opaque cursors exactly as Plaid documents.
+//! - Webhooks (`keys`, `bodies`, `webhooks`): signed ES256 JWTs as Plaid signs them, delivered
+//!   and redelivered with Plaid's backoff.
+//! - Control (`control`): `/sim/…` endpoints for faults and ground truth.
+//!
+//! In-process use: [`Simulator::start`] on port 0, then [`SimHandle::sim`] for direct access.
+
+// Handlers return Plaid's error body by value: it is the response, built once per failed
+// request, so boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+mod bodies;
+mod catalog;
+pub mod config;
+mod control;
+pub mod data;
+mod errors;
+mod ids;
+pub mod keys;
+mod limits;
+mod render;
+mod request;
+mod routes;
+pub mod state;
+pub mod sync;
+pub mod webhooks;
+
+pub use config::SimConfig;
+pub use data::ChangeCounts;
+pub use keys::{body_sha256_hex, webhook_claims, webhook_jwt_header, SigningKey};
+pub use state::{InjectedFault, NewItem};
+pub use webhooks::DeliveryRecord;
+
+use crate::plaid::{AccessToken, AccountBase, ItemId, Transaction};
+use anyhow::Context as _;
+use state::SimState;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use webhooks::Dispatch;
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct SimConfig {}
+/// A webhook body and the `Plaid-Verification` header value that signs it.
+#[derive(Debug, Clone)]
+pub struct SignedWebhook {
+    pub body: Vec<u8>,
+    pub plaid_verification: String,
+}
 
+struct Inner {
+    state: Mutex<SimState>,
+    dispatch: mpsc::UnboundedSender<Dispatch>,
+    deliveries: Mutex<Vec<DeliveryRecord>>,
+    delivered: watch::Sender<usize>,
+}
+
+/// A handle on the running simulator's state; cheap to clone.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Inner>,
+}
+
+impl Sim {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Run `f` on the state; webhooks it queued are handed to the dispatcher afterwards.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
+        let (result, outbox) = {
+            let mut state = self.lock();
+            let result = f(&mut state);
+            (result, std::mem::take(&mut state.outbox))
+        };
+        for webhook in outbox {
+            // The dispatcher only goes away at shutdown; webhooks queued then are dropped.
+            let _ = self.inner.dispatch.send(Dispatch::Webhook(webhook));
+        }
+        result
+    }
+
+    pub fn config(&self) -> SimConfig {
+        self.lock().config.clone()
+    }
+
+    /// Change settings at run time (faults, limits, webhook timing…).
+    pub fn update_config(&self, f: impl FnOnce(&mut SimConfig)) {
+        self.with_state(|s| f(&mut s.config));
+    }
+
+    /// Create an Item directly (no Link), with `new.transactions` or the configured count.
+    pub fn create_item(&self, new: NewItem) -> (ItemId, AccessToken) {
+        self.with_state(|s| {
+            let item_id = s.create_item(new);
+            let token = s.items[&item_id].access_token.clone();
+            (ItemId::new(item_id), AccessToken::new(token))
+        })
+    }
+
+    /// The Item's current transactions: what a correct sync ends with.
+    pub fn ground_truth(&self, item_id: &str) -> Option<Vec<Transaction>> {
+        self.with_state(|s| {
+            let item = s.items.get(item_id)?;
+            Some(
+                item.data
+                    .live()
+                    .map(|t| render::transaction(&item.data, t))
+                    .collect(),
+            )
+        })
+    }
+
+    pub fn accounts(&self, item_id: &str) -> Option<Vec<AccountBase>> {
+        self.with_state(|s| {
+            s.items
+                .get(item_id)
+                .map(|item| render::accounts(&item.data))
+        })
+    }
+
+    /// Move the Item's bank forward by `days` (SYNC_UPDATES_AVAILABLE follows if sync was called).
+    pub fn advance(&self, item_id: &str, days: u32) -> Option<ChangeCounts> {
+        self.with_state(|s| s.advance(item_id, days))
+    }
+
+    pub fn reset_login(&self, item_id: &str) -> bool {
+        self.with_state(|s| s.reset_login(item_id))
+    }
+
+    /// The user completes update mode: the error clears, LOGIN_REPAIRED is sent.
+    pub fn complete_update_mode(&self, item_id: &str) -> bool {
+        self.with_state(|s| s.complete_update_mode(item_id))
+    }
+
+    /// Make an Item's initial data ready (when `initial_data_ready` is off).
+    pub fn set_ready(&self, item_id: &str) -> bool {
+        self.with_state(|s| s.make_ready(item_id))
+    }
+
+    /// The next mid-pagination `/transactions/sync` call on the Item changes its data first,
+    /// so it fails with TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION.
+    pub fn arm_mutation_during_pagination(&self, item_id: &str) -> bool {
+        self.with_state(|s| match s.items.get_mut(item_id) {
+            Some(item) => {
+                item.mutate_during_pagination = true;
+                true
+            }
+            None => false,
+        })
+    }
+
+    pub fn inject_fault(&self, fault: InjectedFault) {
+        self.with_state(|s| s.faults.push(fault));
+    }
+
+    /// The key webhooks are signed with now.
+    pub fn current_key(&self) -> SigningKey {
+        self.lock().keys.current().clone()
+    }
+
+    /// Every key, expired ones included.
+    pub fn keys(&self) -> Vec<SigningKey> {
+        self.lock().keys.all().to_vec()
+    }
+
+    /// Expire the current key and sign with a new one from now on.
+    pub fn rotate_key(&self) -> SigningKey {
+        self.with_state(|s| {
+            let now = chrono::Utc::now().timestamp();
+            s.keys.rotate(&mut s.rng, now).clone()
+        })
+    }
+
+    /// `Plaid-Verification` for `body`, signed with the current key, issued now.
+    pub fn sign_webhook(&self, body: &[u8]) -> String {
+        self.current_key()
+            .sign_webhook(body, chrono::Utc::now().timestamp())
+    }
+
+    /// A webhook body (pretty-printed like Plaid's) and its signature with the current key.
+    pub fn signed_webhook(&self, body: &impl serde::Serialize) -> SignedWebhook {
+        let body = serde_json::to_vec_pretty(body).expect("webhook body serialises");
+        let plaid_verification = self.sign_webhook(&body);
+        SignedWebhook {
+            body,
+            plaid_verification,
+        }
+    }
+
+    /// Every delivery attempt so far.
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        self.inner
+            .deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Wait until `condition` holds for the delivery log, or `timeout` passes; returns the log.
+    pub async fn wait_for_deliveries(
+        &self,
+        timeout: Duration,
+        condition: impl Fn(&[DeliveryRecord]) -> bool,
+    ) -> Result<Vec<DeliveryRecord>, Vec<DeliveryRecord>> {
+        let mut changes = self.inner.delivered.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            changes.borrow_and_update();
+            let log = self.deliveries();
+            if condition(&log) {
+                return Ok(log);
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                return Err(self.deliveries());
+            }
+        }
+    }
+
+    /// Release webhooks held back by `webhook_reorder_window`.
+    pub fn flush_webhooks(&self) {
+        let _ = self.inner.dispatch.send(Dispatch::Flush);
+    }
+
+    pub(crate) fn record_delivery(&self, record: DeliveryRecord) {
+        let count = {
+            let mut log = self
+                .inner
+                .deliveries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            log.push(record);
+            log.len()
+        };
+        self.inner.delivered.send_replace(count);
+    }
+}
+
+/// Starts simulators.
 pub struct Simulator;
 
-pub struct SimHandle(SocketAddr);
+/// A running simulator: its address, direct access to its state, and shutdown.
+pub struct SimHandle {
+    addr: SocketAddr,
+    sim: Sim,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
 
 impl Simulator {
-    pub async fn start(_config: SimConfig, addr: SocketAddr) -> anyhow::Result<SimHandle> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        Ok(SimHandle(listener.local_addr()?))
+    /// Bind `addr` (port 0 picks a free port) and serve in the background.
+    pub async fn start(config: SimConfig, addr: SocketAddr) -> anyhow::Result<SimHandle> {
+        config.validate().context("invalid [sim] settings")?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the Plaid simulator to {addr}"))?;
+        let addr = listener.local_addr()?;
+        let (dispatch, dispatch_rx) = mpsc::unbounded_channel();
+        let sim = Sim {
+            inner: Arc::new(Inner {
+                state: Mutex::new(SimState::new(config)),
+                dispatch,
+                deliveries: Mutex::new(Vec::new()),
+                delivered: watch::Sender::new(0),
+            }),
+        };
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(webhooks::run_dispatcher(
+            sim.clone(),
+            dispatch_rx,
+            cancel.clone(),
+            tracker.clone(),
+        ));
+        let app = routes::plaid_router()
+            .merge(control::control_router())
+            .with_state(sim.clone());
+        let shutdown = cancel.clone();
+        tracker.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "Plaid simulator stopped serving");
+            }
+        });
+        tracing::info!(%addr, "Plaid simulator listening");
+        Ok(SimHandle {
+            addr,
+            sim,
+            cancel,
+            tracker,
+        })
     }
 }
 
 impl SimHandle {
+    /// e.g. `http://127.0.0.1:PORT`; point a Plaid client's base URL here.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.0)
+        format!("http://{}", self.addr)
     }
 
-    pub async fn shutdown(self) {}
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// Stop accepting, finish in-flight requests, abandon pending redeliveries.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
-pub async fn run(_config: SimConfig, _addr: SocketAddr) -> anyhow::Result<()> {
-    anyhow::bail!("the Plaid simulator is not available in this build")
+/// Serve until ctrl-c (`plaidhook sim`).
+pub async fn run(config: SimConfig, addr: SocketAddr) -> anyhow::Result<()> {
+    let handle = Simulator::start(config, addr).await?;
+    tracing::info!(base_url = %handle.base_url(), "Plaid simulator ready; ctrl-c to stop");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
+    handle.shutdown().await;
+    Ok(())
 }

@@ -1,0 +1,162 @@
+//! Webhook bodies the simulator sends, built from the typed models in `plaid::webhooks` and
+//! serialised once, pretty-printed with two-space indentation as Plaid sends them. The bytes
+//! built here are exactly the bytes signed and delivered.
+
+use crate::plaid::webhooks::{
+    ItemErrorWebhook, ItemNoticeWebhook, PendingDisconnectWebhook, PendingExpirationWebhook,
+    RecurringTransactionsUpdateWebhook, SyncUpdatesAvailableWebhook, TransactionsUpdateWebhook,
+    UserAccountRevokedWebhook, WebhookUpdateAcknowledgedWebhook,
+};
+use crate::plaid::{Environment, ItemId, PlaidError, WebhookCode, WebhookType};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A webhook ready to deliver: where, what, and the exact body bytes.
+#[derive(Debug, Clone)]
+pub struct OutgoingWebhook {
+    pub url: String,
+    pub item_id: Option<String>,
+    pub webhook_type: String,
+    pub webhook_code: String,
+    pub body: std::sync::Arc<Vec<u8>>,
+}
+
+fn bytes<T: Serialize>(body: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(body).expect("webhook bodies serialise")
+}
+
+/// The facts every body needs.
+pub struct Context<'a> {
+    pub item_id: &'a str,
+    pub environment: &'a str,
+}
+
+impl Context<'_> {
+    fn item(&self) -> ItemId {
+        ItemId::new(self.item_id)
+    }
+    fn env(&self) -> Environment {
+        Environment::from(self.environment)
+    }
+}
+
+pub fn sync_updates_available(ctx: &Context, initial: bool, historical: bool) -> Vec<u8> {
+    bytes(&SyncUpdatesAvailableWebhook {
+        webhook_type: WebhookType::Transactions,
+        webhook_code: WebhookCode::SyncUpdatesAvailable,
+        item_id: ctx.item(),
+        user_id: None,
+        initial_update_complete: initial,
+        historical_update_complete: historical,
+        environment: ctx.env(),
+    })
+}
+
+pub fn transactions_update(ctx: &Context, code: WebhookCode, new_transactions: u64) -> Vec<u8> {
+    bytes(&TransactionsUpdateWebhook {
+        webhook_type: WebhookType::Transactions,
+        webhook_code: code,
+        item_id: ctx.item(),
+        new_transactions,
+        error: None,
+        environment: ctx.env(),
+    })
+}
+
+pub fn recurring_update(ctx: &Context, account_ids: Vec<String>) -> Vec<u8> {
+    bytes(&RecurringTransactionsUpdateWebhook {
+        webhook_type: WebhookType::Transactions,
+        webhook_code: WebhookCode::RecurringTransactionsUpdate,
+        item_id: ctx.item(),
+        account_ids,
+        environment: ctx.env(),
+    })
+}
+
+/// ITEM ERROR; `error` carries `status` as in Plaid's webhooks.
+pub fn item_error(ctx: &Context, error: &PlaidError) -> Vec<u8> {
+    let mut error = error.clone();
+    error.request_id = None;
+    error.status = Some(error.http_status());
+    bytes(&ItemErrorWebhook {
+        webhook_type: WebhookType::Item,
+        webhook_code: WebhookCode::Error,
+        item_id: ctx.item(),
+        user_id: None,
+        error: Some(error),
+        environment: ctx.env(),
+    })
+}
+
+/// LOGIN_REPAIRED, USER_PERMISSION_REVOKED, NEW_ACCOUNTS_AVAILABLE.
+pub fn item_notice(ctx: &Context, code: WebhookCode, error: Option<PlaidError>) -> Vec<u8> {
+    bytes(&ItemNoticeWebhook {
+        webhook_type: WebhookType::Item,
+        webhook_code: code,
+        item_id: ctx.item(),
+        user_id: None,
+        error,
+        environment: ctx.env(),
+    })
+}
+
+pub fn pending_expiration(ctx: &Context, at: DateTime<Utc>) -> Vec<u8> {
+    bytes(&PendingExpirationWebhook {
+        webhook_type: WebhookType::Item,
+        webhook_code: WebhookCode::PendingExpiration,
+        item_id: ctx.item(),
+        user_id: None,
+        consent_expiration_time: at,
+        environment: ctx.env(),
+    })
+}
+
+pub fn pending_disconnect(ctx: &Context, at: DateTime<Utc>) -> Vec<u8> {
+    bytes(&PendingDisconnectWebhook {
+        webhook_type: WebhookType::Item,
+        webhook_code: WebhookCode::PendingDisconnect,
+        item_id: ctx.item(),
+        user_id: None,
+        reason: "INSTITUTION_MIGRATION".to_owned(),
+        disconnect_time: at,
+        environment: ctx.env(),
+    })
+}
+
+pub fn user_account_revoked(ctx: &Context, account_id: &str) -> Vec<u8> {
+    bytes(&UserAccountRevokedWebhook {
+        webhook_type: WebhookType::Item,
+        webhook_code: WebhookCode::UserAccountRevoked,
+        item_id: ctx.item(),
+        user_id: None,
+        account_id: account_id.to_owned(),
+        environment: ctx.env(),
+    })
+}
+
+pub fn webhook_update_acknowledged(ctx: &Context, new_url: &str) -> Vec<u8> {
+    bytes(&WebhookUpdateAcknowledgedWebhook {
+        webhook_type: WebhookType::Item,
+        webhook_code: WebhookCode::WebhookUpdateAcknowledged,
+        item_id: ctx.item(),
+        new_webhook_url: new_url.to_owned(),
+        error: None,
+        environment: ctx.env(),
+    })
+}
+
+/// Bodies of the sandbox-only codes (`SMS_MICRODEPOSITS_VERIFICATION`, `AUTHORIZATION_GRANTED`,
+/// assets `PRODUCT_READY` / `ERROR`, non-transactions `DEFAULT_UPDATE`) that plaidhook does not
+/// model: shaped like Plaid's, built as JSON.
+pub fn generic(ctx: &Context, webhook_type: &str, code: &str, extra: serde_json::Value) -> Vec<u8> {
+    let mut body = serde_json::json!({
+        "webhook_type": webhook_type,
+        "webhook_code": code,
+        "item_id": ctx.item_id,
+        "environment": ctx.environment,
+    });
+    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    bytes(&body)
+}

@@ -1,0 +1,105 @@
+//! `SimConfig`: the simulator's settings, the `[sim]` section of plaidhook's config file.
+//!
+//! Everything has a default, so an empty section is a working simulator with Plaid's
+//! production rate limits and real webhook timings. The fault settings (latency, 5xx rate,
+//! limits, webhook duplication and reordering) can also be changed at run time through
+//! `POST /sim/config`.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimConfig {
+    /// Seed of every generated identifier, key and transaction history.
+    pub seed: u64,
+    /// The credentials the simulator accepts (body or `PLAID-CLIENT-ID` / `PLAID-SECRET`).
+    pub client_id: String,
+    pub secret: String,
+    /// `sandbox` or `production`: the `environment` of webhooks and the prefix of tokens.
+    pub environment: String,
+    /// Transactions in a new Item's history (tens of thousands are fine).
+    pub transactions_per_item: usize,
+    /// Days of history when the link token or sandbox request does not say (Plaid: 90).
+    pub default_days_requested: u32,
+    /// The bank's "today" for new Items; `None` means the current UTC date. Fix it for fully
+    /// reproducible dates.
+    pub today: Option<NaiveDate>,
+    /// Whether a new Item's transactions are ready at once. When false, `/transactions/sync`
+    /// returns empty arrays and `next_cursor: ""` until `POST /sim/items/{id}/ready`.
+    pub initial_data_ready: bool,
+    /// Multiplier of Plaid's redelivery delays (30 s ×4 up to 24 h); tests use tiny values.
+    pub webhook_time_scale: f64,
+    /// How long a webhook receiver has to answer (Plaid: 10 s).
+    pub webhook_timeout_ms: u64,
+    /// Extra copies of every webhook delivered (0 = each once).
+    pub webhook_duplicates: u32,
+    /// Hold this many webhooks and deliver them in reverse order (0 or 1 = in order).
+    pub webhook_reorder_window: usize,
+    /// Latency added to every Plaid API response.
+    pub latency_ms: u64,
+    /// Fraction (0.0–1.0) of Plaid API requests answered with a 500 INTERNAL_SERVER_ERROR.
+    pub error_rate: f64,
+    /// `/transactions/sync` calls allowed per Item per rolling minute (0 = unlimited).
+    pub sync_limit_per_item_per_minute: u32,
+    /// `/transactions/sync` calls allowed per client per rolling minute (0 = unlimited).
+    pub sync_limit_per_client_per_minute: u32,
+    /// `/accounts/balance/get` calls allowed per Item per rolling minute (0 = unlimited).
+    pub balance_limit_per_item_per_minute: u32,
+    /// `/accounts/balance/get` calls allowed per client per rolling minute (0 = unlimited).
+    pub balance_limit_per_client_per_minute: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            client_id: "plaidhook-sim-client".to_owned(),
+            secret: "plaidhook-sim-secret".to_owned(),
+            environment: "sandbox".to_owned(),
+            transactions_per_item: 500,
+            default_days_requested: 90,
+            today: None,
+            initial_data_ready: true,
+            webhook_time_scale: 1.0,
+            webhook_timeout_ms: 10_000,
+            webhook_duplicates: 0,
+            webhook_reorder_window: 0,
+            latency_ms: 0,
+            error_rate: 0.0,
+            sync_limit_per_item_per_minute: 50,
+            sync_limit_per_client_per_minute: 2_500,
+            balance_limit_per_item_per_minute: 5,
+            balance_limit_per_client_per_minute: 1_200,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Check the settings; a bad value fails at start with a clear message.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.client_id.is_empty(),
+            "sim.client_id must not be empty"
+        );
+        anyhow::ensure!(!self.secret.is_empty(), "sim.secret must not be empty");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.error_rate),
+            "sim.error_rate must be between 0.0 and 1.0, got {}",
+            self.error_rate
+        );
+        anyhow::ensure!(
+            self.webhook_time_scale.is_finite() && self.webhook_time_scale >= 0.0,
+            "sim.webhook_time_scale must be a non-negative number"
+        );
+        anyhow::ensure!(
+            (1..=730).contains(&self.default_days_requested),
+            "sim.default_days_requested must be 1–730"
+        );
+        anyhow::ensure!(
+            self.transactions_per_item <= 5_000_000,
+            "sim.transactions_per_item is unreasonably large"
+        );
+        Ok(())
+    }
+}

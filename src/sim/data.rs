@@ -1,0 +1,386 @@
+//! One Item's bank data: accounts, every transaction it ever had (removed ones kept as
+//! tombstones), and the append-only change log `/transactions/sync` pages through.
+//!
+//! Everything comes from a seeded RNG, so a seed and an Item's ordinal give the same history
+//! every time. `advance` moves the bank forward by days the way a real bank changes: new
+//! transactions, pending ones posting (the pending id removed, the posted one added with
+//! `pending_transaction_id`), modifications and removals.
+
+use super::catalog::{total_weight, MERCHANTS};
+use super::ids::plaid_id;
+use chrono::{Duration, NaiveDate};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// What kind of account (the generator keeps three, like Plaid's sandbox user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    Checking,
+    Savings,
+    CreditCard,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimAccount {
+    pub account_id: String,
+    pub kind: AccountKind,
+    /// Current balance in cents (for the credit card: the amount owed).
+    pub current_cents: i64,
+}
+
+/// A transaction, compactly. Rendered to `plaid::Transaction` on the way out.
+#[derive(Debug, Clone)]
+pub struct SimTxn {
+    pub transaction_id: Box<str>,
+    pub account: u8,
+    pub merchant: u16,
+    pub amount_cents: i64,
+    pub date: NaiveDate,
+    pub authorized_date: NaiveDate,
+    pub pending: bool,
+    pub pending_transaction_id: Option<Box<str>>,
+    /// Bumped on each modification; shown in the description so a change is visible.
+    pub revision: u16,
+    /// Log position at which it was added.
+    pub added_at: u64,
+    /// Log position at which it was removed, if it was.
+    pub removed_at: Option<u64>,
+}
+
+impl SimTxn {
+    pub fn is_live(&self) -> bool {
+        self.removed_at.is_none()
+    }
+}
+
+/// Counts of one batch of changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChangeCounts {
+    pub added: usize,
+    pub modified: usize,
+    pub removed: usize,
+}
+
+impl ChangeCounts {
+    pub fn is_empty(&self) -> bool {
+        self.added + self.modified + self.removed == 0
+    }
+}
+
+#[derive(Debug)]
+pub struct ItemData {
+    pub accounts: Vec<SimAccount>,
+    pub txns: Vec<SimTxn>,
+    /// The change log: each entry is the index of a transaction that was added, modified or
+    /// removed at that position. Its length is the Item's data version.
+    pub log: Vec<u32>,
+    pub today: NaiveDate,
+    rng: StdRng,
+    per_day: f64,
+}
+
+impl ItemData {
+    /// A fresh history of `count` transactions spread over `days` days ending `today`.
+    pub fn generate(seed: u64, count: usize, days: u32, today: NaiveDate) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let accounts = vec![
+            SimAccount {
+                account_id: plaid_id(&mut rng),
+                kind: AccountKind::Checking,
+                current_cents: 0,
+            },
+            SimAccount {
+                account_id: plaid_id(&mut rng),
+                kind: AccountKind::Savings,
+                current_cents: 21_000,
+            },
+            SimAccount {
+                account_id: plaid_id(&mut rng),
+                kind: AccountKind::CreditCard,
+                current_cents: 0,
+            },
+        ];
+        let days = days.max(1);
+        let mut data = Self {
+            accounts,
+            txns: Vec::with_capacity(count),
+            log: Vec::with_capacity(count),
+            today,
+            rng,
+            per_day: (count as f64 / days as f64).clamp(1.0, 200.0),
+        };
+        let mut offsets: Vec<i64> = (0..count)
+            .map(|_| data.rng.gen_range(0..days as i64))
+            .collect();
+        offsets.sort_unstable_by(|a, b| b.cmp(a));
+        for offset in offsets {
+            let date = today - Duration::days(offset);
+            let pending = offset <= 2 && data.rng.gen_bool(0.6);
+            let posted_from_pending = !pending && offset <= 10 && data.rng.gen_bool(0.3);
+            let pending_id = posted_from_pending.then(|| plaid_id(&mut data.rng).into_boxed_str());
+            data.push_new(date, pending, pending_id);
+        }
+        // Opening balances: generation moved them; start every Item from the same figures.
+        for account in &mut data.accounts {
+            account.current_cents = match account.kind {
+                AccountKind::Checking => 100_000,
+                AccountKind::Savings => 21_000,
+                AccountKind::CreditCard => 41_000,
+            };
+        }
+        data
+    }
+
+    pub fn version(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    pub fn live(&self) -> impl Iterator<Item = &SimTxn> {
+        self.txns.iter().filter(|t| t.is_live())
+    }
+
+    fn pick_merchant(&mut self) -> u16 {
+        let mut roll = self.rng.gen_range(0..total_weight());
+        for (index, merchant) in MERCHANTS.iter().enumerate() {
+            if roll < merchant.weight {
+                return index as u16;
+            }
+            roll -= merchant.weight;
+        }
+        0
+    }
+
+    fn pick_account(&mut self, merchant: u16) -> u8 {
+        if MERCHANTS[merchant as usize].cents.0 < 0 {
+            return if self.rng.gen_bool(0.9) { 0 } else { 1 };
+        }
+        match self.rng.gen_range(0..100) {
+            0..=54 => 0,
+            55..=94 => 2,
+            _ => 1,
+        }
+    }
+
+    fn push_new(
+        &mut self,
+        date: NaiveDate,
+        pending: bool,
+        pending_transaction_id: Option<Box<str>>,
+    ) -> u32 {
+        let merchant = self.pick_merchant();
+        let account = self.pick_account(merchant);
+        let (low, high) = MERCHANTS[merchant as usize].cents;
+        let amount_cents = self.rng.gen_range(low..=high);
+        let authorized_date = date - Duration::days(self.rng.gen_range(0..=1));
+        let txn = SimTxn {
+            transaction_id: plaid_id(&mut self.rng).into_boxed_str(),
+            account,
+            merchant,
+            amount_cents,
+            date,
+            authorized_date,
+            pending,
+            pending_transaction_id,
+            revision: 0,
+            added_at: self.version(),
+            removed_at: None,
+        };
+        self.push_txn(txn)
+    }
+
+    fn push_txn(&mut self, txn: SimTxn) -> u32 {
+        if !txn.pending {
+            self.adjust_balance(txn.account, txn.amount_cents);
+        }
+        let index = self.txns.len() as u32;
+        self.txns.push(txn);
+        self.log.push(index);
+        index
+    }
+
+    fn adjust_balance(&mut self, account: u8, amount_cents: i64) {
+        let account = &mut self.accounts[account as usize];
+        match account.kind {
+            AccountKind::CreditCard => account.current_cents += amount_cents,
+            _ => account.current_cents -= amount_cents,
+        }
+    }
+
+    /// Remove a live transaction (logged).
+    pub fn remove(&mut self, index: u32) {
+        let position = self.version();
+        let txn = &mut self.txns[index as usize];
+        if txn.removed_at.is_some() {
+            return;
+        }
+        txn.removed_at = Some(position);
+        let (pending, account, amount) = (txn.pending, txn.account, txn.amount_cents);
+        if !pending {
+            self.adjust_balance(account, -amount);
+        }
+        self.log.push(index);
+    }
+
+    /// Modify a live transaction in place (logged).
+    pub fn modify(&mut self, index: u32) {
+        let delta = self.rng.gen_range(-300..=300);
+        let txn = &mut self.txns[index as usize];
+        txn.revision = txn.revision.wrapping_add(1);
+        let old = txn.amount_cents;
+        if old > 0 {
+            txn.amount_cents = (old + delta).max(1);
+        }
+        let (pending, account, change) = (txn.pending, txn.account, txn.amount_cents - old);
+        if !pending {
+            self.adjust_balance(account, change);
+        }
+        self.log.push(index);
+    }
+
+    /// Post a pending transaction: the pending one is removed and a posted one added that
+    /// carries `pending_transaction_id`, maybe with a different amount (a tip, a hotel hold).
+    pub fn post(&mut self, index: u32) -> u32 {
+        self.remove(index);
+        let pending = self.txns[index as usize].clone();
+        let mut amount_cents = pending.amount_cents;
+        if MERCHANTS[pending.merchant as usize].primary == "FOOD_AND_DRINK"
+            && self.rng.gen_bool(0.3)
+        {
+            amount_cents += amount_cents * self.rng.gen_range(10..=20) / 100;
+        }
+        let posted = SimTxn {
+            transaction_id: plaid_id(&mut self.rng).into_boxed_str(),
+            amount_cents,
+            date: self.today,
+            pending: false,
+            pending_transaction_id: Some(pending.transaction_id.clone()),
+            revision: 0,
+            added_at: self.version(),
+            removed_at: None,
+            ..pending
+        };
+        self.push_txn(posted)
+    }
+
+    /// Add one new transaction dated today (pending or posted).
+    pub fn add_today(&mut self) -> u32 {
+        let pending = self.rng.gen_bool(0.5);
+        self.push_new(self.today, pending, None)
+    }
+
+    /// A random recent live posted transaction (for modifications and removals).
+    fn recent_posted(&mut self) -> Option<u32> {
+        let candidates: Vec<u32> = (0..self.txns.len() as u32)
+            .rev()
+            .filter(|&i| {
+                let t = &self.txns[i as usize];
+                t.is_live() && !t.pending
+            })
+            .take(30)
+            .collect();
+        (!candidates.is_empty()).then(|| candidates[self.rng.gen_range(0..candidates.len())])
+    }
+
+    /// Move the bank forward by `days`, producing the changes a real bank would.
+    pub fn advance(&mut self, days: u32) -> ChangeCounts {
+        let mut counts = ChangeCounts::default();
+        for _ in 0..days {
+            self.today += Duration::days(1);
+            let pending: Vec<u32> = (0..self.txns.len() as u32)
+                .filter(|&i| {
+                    let t = &self.txns[i as usize];
+                    t.is_live() && t.pending
+                })
+                .collect();
+            for index in pending {
+                let age = (self.today - self.txns[index as usize].date).num_days();
+                if age >= 3 || (age >= 1 && self.rng.gen_bool(0.7)) {
+                    self.post(index);
+                    counts.removed += 1;
+                    counts.added += 1;
+                }
+            }
+            let spread = (self.per_day * 0.5).max(1.0);
+            let new = (self.per_day + self.rng.gen_range(-spread..=spread))
+                .round()
+                .max(1.0) as usize;
+            for _ in 0..new {
+                self.add_today();
+                counts.added += 1;
+            }
+            if self.rng.gen_bool(0.3) {
+                if let Some(index) = self.recent_posted() {
+                    self.modify(index);
+                    counts.modified += 1;
+                }
+            }
+            if self.rng.gen_bool(0.1) {
+                if let Some(index) = self.recent_posted() {
+                    self.remove(index);
+                    counts.removed += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// The smallest real change: one new transaction today (a refresh that found something,
+    /// or a mutation injected during pagination).
+    pub fn add_one(&mut self) -> ChangeCounts {
+        self.add_today();
+        ChangeCounts {
+            added: 1,
+            ..ChangeCounts::default()
+        }
+    }
+
+    /// Sum of pending amounts on an account (for `available`).
+    pub fn pending_cents(&self, account: u8) -> i64 {
+        self.live()
+            .filter(|t| t.pending && t.account == account)
+            .map(|t| t.amount_cents)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_generates_the_same_history() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let a = ItemData::generate(9, 200, 90, today);
+        let b = ItemData::generate(9, 200, 90, today);
+        let ids = |d: &ItemData| {
+            d.txns
+                .iter()
+                .map(|t| (t.transaction_id.clone(), t.amount_cents))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&a), ids(&b));
+        assert_eq!(a.version(), 200);
+    }
+
+    #[test]
+    fn advancing_posts_pending_transactions_with_a_link_to_the_pending_id() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let mut data = ItemData::generate(3, 300, 30, today);
+        let pending: Vec<Box<str>> = data
+            .live()
+            .filter(|t| t.pending)
+            .map(|t| t.transaction_id.clone())
+            .collect();
+        assert!(!pending.is_empty());
+        data.advance(5);
+        for id in pending {
+            assert!(
+                data.live().all(|t| t.transaction_id != id),
+                "pending {id} still live"
+            );
+            assert!(data
+                .live()
+                .any(|t| t.pending_transaction_id.as_deref() == Some(&*id)));
+        }
+    }
+}

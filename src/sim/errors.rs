@@ -1,0 +1,178 @@
+//! The errors the simulator returns, with Plaid's types, codes, messages and HTTP statuses.
+
+use crate::plaid::{ErrorCode, ErrorType, PlaidError};
+
+fn error(error_type: ErrorType, code: ErrorCode, message: impl Into<String>) -> PlaidError {
+    PlaidError::new(error_type, code, message)
+}
+
+pub fn invalid_body() -> PlaidError {
+    error(
+        ErrorType::InvalidRequest,
+        ErrorCode::InvalidBody,
+        "body could not be parsed as JSON",
+    )
+}
+
+pub fn invalid_headers(message: &str) -> PlaidError {
+    error(
+        ErrorType::InvalidRequest,
+        ErrorCode::InvalidHeaders,
+        message,
+    )
+}
+
+pub fn missing_fields(fields: &[&str]) -> PlaidError {
+    error(
+        ErrorType::InvalidRequest,
+        ErrorCode::MissingFields,
+        format!(
+            "the following required fields are missing: {}",
+            fields.join(", ")
+        ),
+    )
+}
+
+pub fn unknown_fields(fields: &[String]) -> PlaidError {
+    error(
+        ErrorType::InvalidRequest,
+        ErrorCode::UnknownFields,
+        format!(
+            "the following fields are not recognized by this endpoint: {}",
+            fields.join(", ")
+        ),
+    )
+}
+
+pub fn invalid_field(message: impl Into<String>) -> PlaidError {
+    error(ErrorType::InvalidRequest, ErrorCode::InvalidField, message)
+}
+
+pub fn not_found() -> PlaidError {
+    error(ErrorType::InvalidRequest, ErrorCode::NotFound, "not found").with_status(404)
+}
+
+pub fn invalid_api_keys() -> PlaidError {
+    error(
+        ErrorType::InvalidInput,
+        ErrorCode::InvalidApiKeys,
+        "invalid client_id or secret provided",
+    )
+}
+
+pub fn invalid_access_token_format() -> PlaidError {
+    error(
+        ErrorType::InvalidInput,
+        ErrorCode::InvalidAccessToken,
+        "provided access token is in an invalid format. expected format: access-<environment>-<identifier>",
+    )
+}
+
+pub fn unknown_access_token() -> PlaidError {
+    error(
+        ErrorType::InvalidInput,
+        ErrorCode::InvalidAccessToken,
+        "could not find matching access token",
+    )
+}
+
+pub fn invalid_public_token(message: &str) -> PlaidError {
+    error(
+        ErrorType::InvalidInput,
+        ErrorCode::InvalidPublicToken,
+        message,
+    )
+}
+
+pub fn invalid_institution() -> PlaidError {
+    error(
+        ErrorType::InvalidInput,
+        ErrorCode::InvalidInstitution,
+        "invalid institution_id provided",
+    )
+}
+
+pub fn invalid_key_id() -> PlaidError {
+    error(
+        ErrorType::InvalidInput,
+        ErrorCode::InvalidWebhookVerificationKeyId,
+        "invalid key_id provided. note that key_ids are specific to Plaid environments, and verification requests must be made to the same environment that the webhook was sent from",
+    )
+}
+
+pub fn invalid_account_id() -> PlaidError {
+    error(
+        ErrorType::InvalidInput,
+        ErrorCode::InvalidAccountId,
+        "one or more of the account IDs is invalid",
+    )
+}
+
+pub fn item_not_found() -> PlaidError {
+    error(
+        ErrorType::ItemError,
+        ErrorCode::ItemNotFound,
+        "the requested item was not found. it may have been removed",
+    )
+}
+
+/// ITEM_LOGIN_REQUIRED as an API response and as `item.error` / webhook `error` (with status).
+pub fn item_login_required() -> PlaidError {
+    error(
+        ErrorType::ItemError,
+        ErrorCode::ItemLoginRequired,
+        "the login details of this item have changed (credentials, MFA, or required user action) and a user login is required to update this information. use Link's update mode to restore the item to a good state",
+    )
+    .with_display_message("The login details of this item have changed. Please sign in again to restore access.")
+}
+
+pub fn mutation_during_pagination() -> PlaidError {
+    error(
+        ErrorType::TransactionsError,
+        ErrorCode::TransactionsSyncMutationDuringPagination,
+        "Underlying transaction data changed since last page was fetched. Please restart pagination from last update.",
+    )
+}
+
+pub fn sync_limit(per_item: bool) -> PlaidError {
+    let scope = if per_item { "this item" } else { "this client" };
+    error(
+        ErrorType::RateLimitExceeded,
+        ErrorCode::TransactionsSyncLimit,
+        format!("rate limit exceeded for attempts to access {scope}. please try again later"),
+    )
+}
+
+pub fn balance_limit(per_item: bool) -> PlaidError {
+    let scope = if per_item { "this item" } else { "this client" };
+    error(
+        ErrorType::RateLimitExceeded,
+        ErrorCode::AccountsBalanceGetLimit,
+        format!("rate limit exceeded for attempts to access {scope}. please try again later"),
+    )
+}
+
+pub fn internal_server_error() -> PlaidError {
+    error(
+        ErrorType::ApiError,
+        ErrorCode::InternalServerError,
+        "an unexpected error occurred",
+    )
+    .with_display_message("Internal server error occurred")
+}
+
+pub fn sandbox_product_not_enabled(product: &str) -> PlaidError {
+    error(
+        ErrorType::SandboxError,
+        ErrorCode::SandboxProductNotEnabled,
+        format!("the {product} product is not enabled for this item"),
+    )
+}
+
+pub fn sandbox_webhook_invalid() -> PlaidError {
+    error(
+        ErrorType::SandboxError,
+        ErrorCode::SandboxWebhookInvalid,
+        "the webhook for this item is either not set or not valid",
+    )
+}

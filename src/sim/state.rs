@@ -1,0 +1,341 @@
+//! The simulator's whole world in one struct behind one mutex: settings, Items, tokens, keys,
+//! rate-limit windows, injected faults, and the webhooks waiting to be handed to the
+//! dispatcher. Every operation is synchronous and short; nothing awaits while holding it.
+
+use super::bodies::{self, Context, OutgoingWebhook};
+use super::config::SimConfig;
+use super::data::{ChangeCounts, ItemData};
+use super::errors;
+use super::ids::{plaid_id, token};
+use super::keys::KeyRing;
+use super::limits::RateLimiter;
+use super::sync::Update;
+use crate::plaid::{PlaidError, Product, WebhookCode};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One linked Item.
+#[derive(Debug)]
+pub struct ItemRecord {
+    pub item_id: String,
+    pub access_token: String,
+    pub institution_id: String,
+    pub institution_name: String,
+    pub webhook: Option<String>,
+    pub products: Vec<Product>,
+    pub created_at: DateTime<Utc>,
+    pub error: Option<PlaidError>,
+    pub removed: bool,
+    pub consent_expiration_time: Option<DateTime<Utc>>,
+    /// Whether the initial transactions are available to `/transactions/sync`.
+    pub ready: bool,
+    /// Whether `/transactions/sync` has been called: SYNC_UPDATES_AVAILABLE fires only then.
+    pub sync_called: bool,
+    pub last_webhook: Option<(DateTime<Utc>, String)>,
+    pub last_successful_update: DateTime<Utc>,
+    pub data: ItemData,
+    pub update_cache: Option<Arc<Update>>,
+    /// Armed by the control API: the next mid-pagination sync call changes the data first.
+    pub mutate_during_pagination: bool,
+}
+
+#[derive(Debug)]
+pub struct PublicTokenRecord {
+    pub item_id: String,
+    pub expires_at: DateTime<Utc>,
+    pub used: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkTokenRecord {
+    pub expires_at: DateTime<Utc>,
+    pub webhook: Option<String>,
+    pub products: Vec<Product>,
+    pub days_requested: u32,
+    /// Update mode: the Item being repaired.
+    pub update_item: Option<String>,
+}
+
+/// An error the control API queued for upcoming requests.
+#[derive(Debug, Clone)]
+pub struct InjectedFault {
+    pub endpoint: Option<String>,
+    pub item_id: Option<String>,
+    pub error: PlaidError,
+    pub remaining: u32,
+}
+
+/// What a new Item looks like.
+#[derive(Debug, Clone, Default)]
+pub struct NewItem {
+    pub institution_id: Option<String>,
+    pub webhook: Option<String>,
+    pub products: Vec<Product>,
+    pub days_requested: Option<u32>,
+    pub transactions: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct SimState {
+    pub config: SimConfig,
+    pub items: HashMap<String, ItemRecord>,
+    /// Item ids in creation order.
+    pub order: Vec<String>,
+    pub by_token: HashMap<String, String>,
+    pub public_tokens: HashMap<String, PublicTokenRecord>,
+    pub link_tokens: HashMap<String, LinkTokenRecord>,
+    pub rng: StdRng,
+    pub keys: KeyRing,
+    pub limiter: RateLimiter,
+    pub faults: Vec<InjectedFault>,
+    pub outbox: Vec<OutgoingWebhook>,
+}
+
+impl SimState {
+    pub fn new(config: SimConfig) -> Self {
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let keys = KeyRing::new(&mut rng, Utc::now().timestamp());
+        Self {
+            config,
+            items: HashMap::new(),
+            order: Vec::new(),
+            by_token: HashMap::new(),
+            public_tokens: HashMap::new(),
+            link_tokens: HashMap::new(),
+            rng,
+            keys,
+            limiter: RateLimiter::default(),
+            faults: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.config.today.unwrap_or_else(|| Utc::now().date_naive())
+    }
+
+    /// Create an Item with its deterministic history; returns its id.
+    pub fn create_item(&mut self, new: NewItem) -> String {
+        let ordinal = self.order.len() as u64;
+        let mut item_rng = StdRng::seed_from_u64(
+            self.config.seed ^ (ordinal + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let item_id = plaid_id(&mut item_rng);
+        let access_token = token(&mut item_rng, "access", &self.config.environment);
+        let data_seed = rand::Rng::gen(&mut item_rng);
+        let days = new
+            .days_requested
+            .unwrap_or(self.config.default_days_requested)
+            .clamp(1, 730);
+        let count = new
+            .transactions
+            .unwrap_or(self.config.transactions_per_item);
+        let data = ItemData::generate(data_seed, count, days, self.today());
+        let institution_id = new
+            .institution_id
+            .unwrap_or_else(|| "ins_109508".to_owned());
+        let mut products = if new.products.is_empty() {
+            vec![Product::Transactions]
+        } else {
+            new.products
+        };
+        if !products.contains(&Product::Transactions) {
+            products.push(Product::Transactions);
+        }
+        let now = Utc::now();
+        let record = ItemRecord {
+            item_id: item_id.clone(),
+            access_token: access_token.clone(),
+            institution_name: super::catalog::institution_name(&institution_id),
+            institution_id,
+            webhook: new.webhook.filter(|url| !url.is_empty()),
+            products,
+            created_at: now,
+            error: None,
+            removed: false,
+            consent_expiration_time: None,
+            ready: self.config.initial_data_ready,
+            sync_called: false,
+            last_webhook: None,
+            last_successful_update: now,
+            data,
+            update_cache: None,
+            mutate_during_pagination: false,
+        };
+        self.by_token.insert(access_token, item_id.clone());
+        self.items.insert(item_id.clone(), record);
+        self.order.push(item_id.clone());
+        item_id
+    }
+
+    /// A public token for an Item (valid 30 minutes, single use).
+    pub fn issue_public_token(&mut self, item_id: &str) -> String {
+        let public_token = token(&mut self.rng, "public", &self.config.environment);
+        let record = PublicTokenRecord {
+            item_id: item_id.to_owned(),
+            expires_at: Utc::now() + Duration::minutes(30),
+            used: false,
+        };
+        self.public_tokens.insert(public_token.clone(), record);
+        public_token
+    }
+
+    /// The Item an access token belongs to, as Plaid resolves it (format, existence, removal).
+    pub fn item_by_token(&mut self, access_token: &str) -> Result<&mut ItemRecord, PlaidError> {
+        if !access_token.starts_with("access-") {
+            return Err(errors::invalid_access_token_format());
+        }
+        let item_id = self
+            .by_token
+            .get(access_token)
+            .ok_or_else(errors::unknown_access_token)?;
+        let item = self
+            .items
+            .get_mut(item_id)
+            .ok_or_else(errors::unknown_access_token)?;
+        if item.removed {
+            return Err(errors::item_not_found());
+        }
+        Ok(item)
+    }
+
+    /// Like `item_by_token`, and the Item must not be in an error state (data endpoints).
+    pub fn healthy_item_by_token(
+        &mut self,
+        access_token: &str,
+    ) -> Result<&mut ItemRecord, PlaidError> {
+        let item = self.item_by_token(access_token)?;
+        match &item.error {
+            Some(error) => Err(error.clone()),
+            None => Ok(item),
+        }
+    }
+
+    /// Queue a webhook for the Item's current URL (dropped when it has none).
+    pub fn emit(
+        &mut self,
+        item_id: &str,
+        make: impl FnOnce(&Context) -> Vec<u8>,
+        kind: (&str, &str),
+    ) -> bool {
+        let Some(item) = self.items.get_mut(item_id) else {
+            return false;
+        };
+        let Some(url) = item.webhook.clone() else {
+            return false;
+        };
+        let ctx = Context {
+            item_id,
+            environment: &self.config.environment,
+        };
+        let body = make(&ctx);
+        item.last_webhook = Some((Utc::now(), kind.1.to_owned()));
+        self.outbox.push(OutgoingWebhook {
+            url,
+            item_id: Some(item_id.to_owned()),
+            webhook_type: kind.0.to_owned(),
+            webhook_code: kind.1.to_owned(),
+            body: Arc::new(body),
+        });
+        true
+    }
+
+    /// After the Item's data changed: SYNC_UPDATES_AVAILABLE, if sync has been called on it.
+    pub fn data_changed(&mut self, item_id: &str) {
+        let Some(item) = self.items.get_mut(item_id) else {
+            return;
+        };
+        item.last_successful_update = Utc::now();
+        if item.sync_called && item.ready && !item.removed {
+            self.emit(
+                item_id,
+                |ctx| bodies::sync_updates_available(ctx, true, true),
+                ("TRANSACTIONS", "SYNC_UPDATES_AVAILABLE"),
+            );
+        }
+    }
+
+    /// Advance the Item's bank by `days` days.
+    pub fn advance(&mut self, item_id: &str, days: u32) -> Option<ChangeCounts> {
+        let item = self.items.get_mut(item_id)?;
+        let counts = item.data.advance(days);
+        if !counts.is_empty() {
+            self.data_changed(item_id);
+        }
+        Some(counts)
+    }
+
+    /// Make the Item's initial data available (fires SYNC_UPDATES_AVAILABLE if sync was called).
+    pub fn make_ready(&mut self, item_id: &str) -> bool {
+        let Some(item) = self.items.get_mut(item_id) else {
+            return false;
+        };
+        if !item.ready {
+            item.ready = true;
+            self.data_changed(item_id);
+        }
+        true
+    }
+
+    /// Put the Item into ITEM_LOGIN_REQUIRED and send ITEM ERROR.
+    pub fn reset_login(&mut self, item_id: &str) -> bool {
+        let Some(item) = self.items.get_mut(item_id) else {
+            return false;
+        };
+        let error = errors::item_login_required();
+        item.error = Some(error.clone());
+        self.emit(
+            item_id,
+            |ctx| bodies::item_error(ctx, &error),
+            ("ITEM", "ERROR"),
+        );
+        true
+    }
+
+    /// Set any ITEM_ERROR on the Item and send ITEM ERROR.
+    pub fn set_error(&mut self, item_id: &str, error: PlaidError) -> bool {
+        let Some(item) = self.items.get_mut(item_id) else {
+            return false;
+        };
+        item.error = Some(error.clone());
+        self.emit(
+            item_id,
+            |ctx| bodies::item_error(ctx, &error),
+            ("ITEM", "ERROR"),
+        );
+        true
+    }
+
+    /// The user finished update mode: the error clears and LOGIN_REPAIRED is sent.
+    pub fn complete_update_mode(&mut self, item_id: &str) -> bool {
+        let Some(item) = self.items.get_mut(item_id) else {
+            return false;
+        };
+        if item.error.take().is_some() {
+            self.emit(
+                item_id,
+                |ctx| bodies::item_notice(ctx, WebhookCode::LoginRepaired, None),
+                ("ITEM", "LOGIN_REPAIRED"),
+            );
+        }
+        true
+    }
+
+    /// Take one queued fault matching this request, if any.
+    pub fn take_fault(&mut self, endpoint: &str, item_id: Option<&str>) -> Option<PlaidError> {
+        let position = self.faults.iter().position(|fault| {
+            fault.endpoint.as_deref().is_none_or(|e| e == endpoint)
+                && fault.item_id.as_deref().is_none_or(|i| Some(i) == item_id)
+        })?;
+        let fault = &mut self.faults[position];
+        fault.remaining = fault.remaining.saturating_sub(1);
+        let error = fault.error.clone();
+        if fault.remaining == 0 {
+            self.faults.remove(position);
+        }
+        Some(error)
+    }
+}
