@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -18,10 +18,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Publisher, Topology};
 use crate::config::{PlaidEnvironment, Settings};
 use crate::http::{health, layers};
-use crate::sim::{SimHandle, Simulator};
+use crate::plaid::client::PlaidClient;
+use crate::sim::{Sim, SimHandle, Simulator};
+use crate::webhook::keys::KeyCache;
+use crate::webhook::spool::Spool;
+use crate::webhook::{Ingress, Verifier};
 
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,10 @@ pub struct AppState {
     pub role: Role,
     pub db: PgPool,
     pub broker: Broker,
+    pub topology: Topology,
+    /// Confirmed publishes to RabbitMQ, shared by every component.
+    pub publisher: Arc<Publisher>,
+    pub plaid: PlaidClient,
     pub metrics: PrometheusHandle,
     /// The Plaid base URL in use (the built-in simulator's address when it runs in-process).
     pub plaid_base_url: String,
@@ -120,11 +128,31 @@ impl Application {
             shutdown.child_token(),
         );
 
+        let topology = Topology::new(
+            &settings.rabbitmq.namespace,
+            settings.rabbitmq.delivery_limit,
+        );
+        let publisher = Arc::new(Publisher::new(
+            broker.clone(),
+            topology.clone(),
+            settings.rabbitmq.publish_timeout(),
+        ));
+        let plaid = PlaidClient::new(
+            plaid_base_url.clone(),
+            settings.plaid.client_id.clone(),
+            settings.plaid.secret.clone(),
+            settings.plaid.timeout(),
+            Some(db.clone()),
+        )?;
+
         let state = AppState {
             settings: Arc::new(settings),
             role,
             db,
             broker,
+            topology,
+            publisher,
+            plaid,
             metrics: crate::telemetry::metrics_handle(),
             plaid_base_url,
             webhook_url,
@@ -154,6 +182,11 @@ impl Application {
         &self.state
     }
 
+    /// The built-in simulator, when `plaid.environment = "simulator"`.
+    pub fn sim(&self) -> Option<Sim> {
+        self.sim.as_ref().map(|handle| handle.sim().clone())
+    }
+
     /// Cancelling this token stops the application gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -171,7 +204,13 @@ impl Application {
         let tasks = TaskTracker::new();
 
         if let Some(listener) = public {
-            let router = layers::with_request_layers(public_router(state.clone()));
+            let spool = Arc::new(Spool::new(state.db.clone()));
+            tasks.spawn(
+                spool
+                    .clone()
+                    .run_relay(state.publisher.clone(), shutdown.clone()),
+            );
+            let router = layers::with_request_layers(public_router(&state, spool));
             tasks.spawn(serve(listener, router, shutdown.clone(), "public"));
         }
         let router = layers::with_request_layers(internal_router(state.clone()));
@@ -190,10 +229,26 @@ impl Application {
     }
 }
 
-fn public_router(state: AppState) -> Router {
+fn public_router(state: &AppState, spool: Arc<Spool>) -> Router {
+    let settings = &state.settings;
+    let ingress = Arc::new(Ingress {
+        verifier: Verifier::new(
+            Arc::new(KeyCache::new(state.plaid.clone())),
+            settings.webhook.max_age_secs,
+            settings.webhook.future_skew_secs,
+        ),
+        publisher: state.publisher.clone(),
+        spool,
+        max_body_bytes: settings.webhook.max_body_bytes,
+        environment: settings.plaid.environment.as_str().to_owned(),
+    });
     Router::new()
+        .route("/webhooks/plaid", post(crate::webhook::ingress::receive))
+        // The route enforces its own, configurable limit; axum's default (2 MiB) must not
+        // cut in first.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(ingress)
         .route("/healthz", get(health::healthz))
-        .with_state(state)
 }
 
 fn internal_router(state: AppState) -> Router {

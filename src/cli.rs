@@ -47,4 +47,10 @@ pub enum Command {
     Migrate,
     /// Run the Plaid simulator alone, on `[sim]` host and port, until interrupted.
     Sim,
+    /// Print the RabbitMQ topology as a definitions file (for `load_definitions`).
+    Topology {
+        /// Virtual host the definitions are for.
+        #[arg(long, default_value = "/")]
+        vhost: String,
+    },
 }

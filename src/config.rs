@@ -64,6 +64,7 @@ impl DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RabbitMqSettings {
     pub url: SecretString,
+    pub namespace: String,
     pub publish_timeout_ms: u64,
     pub prefetch: u16,
     pub delivery_limit: u32,

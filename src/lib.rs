@@ -6,9 +6,10 @@
 //! - [`cli`]: the command line.
 //! - [`http`]: middleware and health endpoints; [`error`]: the error clients see.
 //! - [`store`]: PostgreSQL pool and migrations.
-//! - [`broker`]: the RabbitMQ connection.
-//! - [`plaid`]: Plaid's API types, typed from the official OpenAPI spec.
+//! - [`broker`]: the RabbitMQ connection, topology and confirmed publisher.
+//! - [`plaid`]: Plaid's API types, typed from the official OpenAPI spec, and the HTTP client.
 //! - [`sim`]: the built-in Plaid simulator.
+//! - [`webhook`]: the verified webhook ingress, its key cache and its spool.
 
 pub mod app;
 pub mod broker;
@@ -20,3 +21,4 @@ pub mod plaid;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

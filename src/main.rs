@@ -30,6 +30,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             return Ok(());
         }
+        Command::Topology { vhost } => {
+            let topology = plaidhook::broker::Topology::new(
+                &settings.rabbitmq.namespace,
+                settings.rabbitmq.delivery_limit,
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&topology.definitions(&vhost))?
+            );
+            return Ok(());
+        }
         Command::Sim => {
             let addr = settings.sim.addr()?;
             return plaidhook::sim::run(settings.sim.behaviour, addr)

@@ -1,10 +1,17 @@
-//! RabbitMQ: the connection every component shares.
+//! RabbitMQ.
 //!
 //! - `connection`: one long-lived AMQP connection with lapin's auto-recovery, reconnected in the
 //!   background when the broker is down at start; its health feeds `/readyz`.
+//! - `topology`: the exchanges and queues, declared idempotently.
+//! - `publisher`: persistent, mandatory publishes on a shared confirm-mode channel, under a
+//!   deadline.
 //!
 //! The service keeps running while the broker is away: ingress spools, consumers wait.
 
 mod connection;
+mod publisher;
+mod topology;
 
 pub use connection::{Broker, BrokerStatus};
+pub use publisher::{PublishError, Publisher};
+pub use topology::Topology;

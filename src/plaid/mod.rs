@@ -11,6 +11,7 @@
 mod open_enum;
 
 pub mod accounts;
+pub mod client;
 pub mod enums;
 pub mod error;
 pub mod ids;

@@ -4,12 +4,18 @@
 //! dropped) and binds every listener on port 0, so tests run in parallel without sharing state.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use plaidhook::app::{Application, Role};
+use plaidhook::broker::Topology;
 use plaidhook::config::Settings;
+use plaidhook::sim::Sim;
 use sqlx::{Connection, Executor, PgConnection};
 use tokio_util::sync::CancellationToken;
 
@@ -65,6 +71,9 @@ pub fn settings_with(overrides: &[(&str, &str)]) -> anyhow::Result<Settings> {
 }
 
 pub struct TestApp {
+    pub sim: Option<Sim>,
+    pub topology: Topology,
+    pub db: sqlx::PgPool,
     pub public_addr: Option<SocketAddr>,
     pub internal_addr: SocketAddr,
     pub shutdown: CancellationToken,
@@ -105,17 +114,115 @@ impl TestApp {
         }
     }
 
-    /// Stops the app gracefully and waits for it to finish.
+    /// Waits until `/readyz` reports the broker connected; false if it did not within `within`.
+    pub async fn wait_broker_connected(&self, within: Duration) -> bool {
+        let url = self.internal_url("/readyz");
+        self.eventually(within, || async {
+            let Ok(response) = self.http.get(&url).send().await else {
+                return false;
+            };
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            body["checks"]["broker"] == "connected"
+        })
+        .await
+    }
+
+    /// The built-in simulator this app talks to.
+    pub fn sim(&self) -> &Sim {
+        self.sim.as_ref().expect("plaid.environment = simulator")
+    }
+
+    /// Stops the app gracefully, waits for it, and deletes its broker namespace.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.task.await?
+        let result = self.task.await?;
+        if let Ok(channel) = amqp_channel().await {
+            let _ = self.topology.delete(&channel).await;
+        }
+        result
     }
+
+    /// Messages ready in `queue` (0 when the queue does not exist yet).
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        let channel = amqp_channel().await.expect("RabbitMQ is reachable");
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        match channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(declared) => declared.message_count(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Takes every ready message off `queue`, in queue order.
+    pub async fn drain_queue(&self, queue: &str) -> Vec<Vec<u8>> {
+        let channel = amqp_channel().await.expect("RabbitMQ is reachable");
+        let mut bodies = Vec::new();
+        while let Some(message) = channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+        {
+            bodies.push(message.delivery.data.clone());
+        }
+        bodies
+    }
+
+    /// Rows in the webhook spool.
+    pub async fn spool_depth(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from webhook_spool")
+            .fetch_one(&self.db)
+            .await
+            .expect("spool count")
+    }
+
+    /// Polls `check` every 50 ms until it holds or `within` passes; returns whether it held.
+    pub async fn eventually<F, Fut>(&self, within: Duration, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if check().await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The broker the tests use; override with `PLAIDHOOK_TEST_AMQP_URL`.
+pub fn amqp_url() -> String {
+    std::env::var("PLAIDHOOK_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A fresh channel on a fresh connection, for inspecting the broker from a test.
+pub async fn amqp_channel() -> lapin::Result<lapin::Channel> {
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    // The connection closes when its last handle goes; keep it alive as long as the channel.
+    std::mem::forget(connection);
+    Ok(channel)
 }
 
 /// Builds and starts the app for `role` on its own fresh database.
 pub async fn spawn_app_with(role: Role, overrides: &[(&str, &str)]) -> TestApp {
     let database = TestDatabase::new();
-    let mut all: Vec<(&str, &str)> = vec![("PLAIDHOOK__DATABASE__URL", database.url.as_str())];
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let mut all: Vec<(&str, &str)> = vec![
+        ("PLAIDHOOK__DATABASE__URL", database.url.as_str()),
+        ("PLAIDHOOK__RABBITMQ__NAMESPACE", namespace.as_str()),
+    ];
     all.extend_from_slice(overrides);
     let settings = settings_with(&all).expect("test settings are valid");
     plaidhook::telemetry::init_logging(&settings.telemetry);
@@ -125,8 +232,14 @@ pub async fn spawn_app_with(role: Role, overrides: &[(&str, &str)]) -> TestApp {
     let public_addr = app.public_addr();
     let internal_addr = app.internal_addr();
     let shutdown = app.shutdown_token();
+    let sim = app.sim();
+    let topology = app.state().topology.clone();
+    let db = app.state().db.clone();
     let task = tokio::spawn(app.run_until_stopped());
     TestApp {
+        sim,
+        topology,
+        db,
         public_addr,
         internal_addr,
         shutdown,

@@ -1,0 +1,166 @@
+//! Publishing with publisher confirms, under a deadline.
+//!
+//! One channel in confirm mode is shared by every concurrent publish: lapin pipelines them and
+//! each publish awaits only its own confirm, which is what makes throughput possible (~26k/s
+//! with 100+ in flight against ~4k/s one at a time on this class of machine). A publish counts
+//! only when the broker acked it *and* did not return it: messages are `mandatory`, so an
+//! unroutable one comes back and is a failure, not a silent drop. The whole publish runs under
+//! a timeout, because a broker that crashed mid-flight can hold a publish for many seconds.
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::Confirmation;
+use lapin::{BasicProperties, Channel};
+use tokio::sync::Mutex;
+
+use super::{Broker, Topology};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("not connected to RabbitMQ")]
+    NotConnected,
+    #[error("RabbitMQ returned the message as unroutable")]
+    Unroutable,
+    #[error("RabbitMQ nacked the message")]
+    Nacked,
+    #[error("no confirm within {0:?}")]
+    Timeout(Duration),
+    #[error("RabbitMQ error: {0}")]
+    Amqp(#[from] lapin::Error),
+}
+
+impl PublishError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotConnected => "not_connected",
+            Self::Unroutable => "unroutable",
+            Self::Nacked => "nacked",
+            Self::Timeout(_) => "timeout",
+            Self::Amqp(_) => "amqp_error",
+        }
+    }
+}
+
+pub struct Publisher {
+    broker: Broker,
+    topology: Topology,
+    timeout: Duration,
+    channel: RwLock<Option<Channel>>,
+    /// Serialises opening a channel so a reconnect storm opens one, not one per request.
+    opening: Mutex<()>,
+}
+
+impl Publisher {
+    pub fn new(broker: Broker, topology: Topology, timeout: Duration) -> Self {
+        Self {
+            broker,
+            topology,
+            timeout,
+            channel: RwLock::new(None),
+            opening: Mutex::new(()),
+        }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Publishes `payload` persistently and waits for the broker's confirm, all within the
+    /// configured timeout.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(
+            self.timeout,
+            self.publish_confirmed(exchange, routing_key, payload, properties),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(PublishError::Timeout(self.timeout)),
+        };
+        let outcome = match &result {
+            Ok(()) => "confirmed",
+            Err(error) => error.label(),
+        };
+        metrics::histogram!("plaidhook_broker_publish_duration_seconds", "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            if !matches!(error, PublishError::Unroutable | PublishError::Nacked) {
+                // The channel may be dead; the next publish opens a fresh one.
+                self.channel.write().expect("publisher lock").take();
+            }
+        }
+        result
+    }
+
+    async fn publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        let channel = self.channel().await?;
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                // mandatory: an unroutable message is returned instead of dropped.
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                payload,
+                // delivery_mode 2: persisted by the broker before it confirms.
+                properties.with_delivery_mode(2),
+            )
+            .await?;
+        match confirm.await? {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable),
+            Confirmation::Nack(_) => Err(PublishError::Nacked),
+            // Confirm mode is selected on every channel this publisher opens.
+            Confirmation::NotRequested => Err(PublishError::Nacked),
+        }
+    }
+
+    async fn channel(&self) -> Result<Channel, PublishError> {
+        if let Some(channel) = self.usable_channel() {
+            return Ok(channel);
+        }
+        let _opening = self.opening.lock().await;
+        if let Some(channel) = self.usable_channel() {
+            return Ok(channel);
+        }
+        let connection = self.broker.connection().ok_or(PublishError::NotConnected)?;
+        if !connection.status().connected() {
+            return Err(PublishError::NotConnected);
+        }
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        // Declared on every new channel: cheap, idempotent, and it restores a topology lost
+        // with a broker's data.
+        self.topology.declare(&channel).await?;
+        *self.channel.write().expect("publisher lock") = Some(channel.clone());
+        Ok(channel)
+    }
+
+    fn usable_channel(&self) -> Option<Channel> {
+        self.channel
+            .read()
+            .expect("publisher lock")
+            .as_ref()
+            .filter(|c| c.status().connected())
+            .cloned()
+    }
+}

@@ -1,0 +1,267 @@
+//! The exchanges and queues plaidhook uses, declared idempotently at start.
+//!
+//! ```text
+//! plaid.webhooks (topic) ── TRANSACTIONS.# ──▶ plaidhook.sync   (quorum)
+//!                        └─ ITEM.#         ──▶ plaidhook.items  (quorum)
+//! plaid.events   (topic) ──▶ downstream subscribers bind their own queues
+//! plaidhook.dead-letter (fanout) ──▶ plaidhook.dead (quorum, parking)
+//! ```
+//!
+//! The topology is described once, as data ([`Topology::exchanges`], [`Topology::queues`],
+//! [`Topology::bindings`]); `declare` applies it to a broker and `definitions` renders it as
+//! the RabbitMQ definitions file in `deploy/` (a test keeps that file in step). Every name can
+//! carry a namespace prefix (`rabbitmq.namespace`), so tests and several deployments can share
+//! one broker.
+
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ExchangeKind};
+use serde_json::{json, Value};
+
+/// Names of everything plaidhook declares.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+    delivery_limit: u32,
+}
+
+/// An exchange: name and kind (`topic`, `fanout`).
+pub struct ExchangeSpec {
+    pub name: String,
+    pub kind: &'static str,
+}
+
+/// A quorum queue and its arguments.
+pub struct QueueSpec {
+    pub name: String,
+    pub arguments: Vec<(&'static str, QueueArgument)>,
+}
+
+pub enum QueueArgument {
+    Text(String),
+    Number(u32),
+}
+
+/// `exchange` → `queue` for messages matching `routing_key`.
+pub struct BindingSpec {
+    pub exchange: String,
+    pub queue: String,
+    pub routing_key: &'static str,
+}
+
+impl Topology {
+    pub fn new(namespace: &str, delivery_limit: u32) -> Self {
+        let prefix = if namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{namespace}.")
+        };
+        Self {
+            prefix,
+            delivery_limit,
+        }
+    }
+
+    fn name(&self, base: &str) -> String {
+        format!("{}{}", self.prefix, base)
+    }
+
+    /// Verified webhooks, routed by `<webhook_type>.<webhook_code>`.
+    pub fn webhooks_exchange(&self) -> String {
+        self.name("plaid.webhooks")
+    }
+
+    /// Events for downstream subscribers (`transactions.synced`, `alert.raised`, …).
+    pub fn events_exchange(&self) -> String {
+        self.name("plaid.events")
+    }
+
+    /// Where consumer queues send messages past their delivery limit.
+    pub fn dead_letter_exchange(&self) -> String {
+        self.name("plaidhook.dead-letter")
+    }
+
+    pub fn sync_queue(&self) -> String {
+        self.name("plaidhook.sync")
+    }
+
+    pub fn items_queue(&self) -> String {
+        self.name("plaidhook.items")
+    }
+
+    pub fn dead_queue(&self) -> String {
+        self.name("plaidhook.dead")
+    }
+
+    pub fn exchanges(&self) -> Vec<ExchangeSpec> {
+        vec![
+            ExchangeSpec {
+                name: self.webhooks_exchange(),
+                kind: "topic",
+            },
+            ExchangeSpec {
+                name: self.events_exchange(),
+                kind: "topic",
+            },
+            ExchangeSpec {
+                name: self.dead_letter_exchange(),
+                kind: "fanout",
+            },
+        ]
+    }
+
+    pub fn queues(&self) -> Vec<QueueSpec> {
+        // Replicated, and it counts deliveries (x-delivery-limit needs a quorum queue).
+        let quorum = ("x-queue-type", QueueArgument::Text("quorum".into()));
+        let consumer = |name: String| QueueSpec {
+            name,
+            arguments: vec![
+                ("x-queue-type", QueueArgument::Text("quorum".into())),
+                // RabbitMQ 3.10 has no default limit: a poison message would loop forever.
+                (
+                    "x-delivery-limit",
+                    QueueArgument::Number(self.delivery_limit),
+                ),
+                (
+                    "x-dead-letter-exchange",
+                    QueueArgument::Text(self.dead_letter_exchange()),
+                ),
+                // At-least-once dead-lettering: a message leaves only once the parking queue
+                // has it. It requires the reject-publish overflow behaviour.
+                (
+                    "x-dead-letter-strategy",
+                    QueueArgument::Text("at-least-once".into()),
+                ),
+                ("x-overflow", QueueArgument::Text("reject-publish".into())),
+            ],
+        };
+        vec![
+            consumer(self.sync_queue()),
+            consumer(self.items_queue()),
+            QueueSpec {
+                name: self.dead_queue(),
+                arguments: vec![quorum],
+            },
+        ]
+    }
+
+    pub fn bindings(&self) -> Vec<BindingSpec> {
+        vec![
+            BindingSpec {
+                exchange: self.webhooks_exchange(),
+                queue: self.sync_queue(),
+                routing_key: "TRANSACTIONS.#",
+            },
+            BindingSpec {
+                exchange: self.webhooks_exchange(),
+                queue: self.items_queue(),
+                routing_key: "ITEM.#",
+            },
+            BindingSpec {
+                exchange: self.dead_letter_exchange(),
+                queue: self.dead_queue(),
+                routing_key: "",
+            },
+        ]
+    }
+
+    /// Declares everything; safe to repeat (the arguments never change between calls).
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        for exchange in self.exchanges() {
+            let kind = if exchange.kind == "fanout" {
+                ExchangeKind::Fanout
+            } else {
+                ExchangeKind::Topic
+            };
+            // durable: survives broker restarts; auto_delete off: unbound is not unused.
+            let options = ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            channel
+                .exchange_declare(exchange.name.into(), kind, options, FieldTable::default())
+                .await?;
+        }
+        for queue in self.queues() {
+            let mut arguments = FieldTable::default();
+            for (key, value) in queue.arguments {
+                let value = match value {
+                    QueueArgument::Text(text) => AMQPValue::LongString(text.into()),
+                    QueueArgument::Number(number) => AMQPValue::LongUInt(number),
+                };
+                arguments.insert(key.into(), value);
+            }
+            // Quorum queues must be durable, and neither exclusive nor auto-delete.
+            let options = QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            channel
+                .queue_declare(queue.name.into(), options, arguments)
+                .await?;
+        }
+        for binding in self.bindings() {
+            channel
+                .queue_bind(
+                    binding.queue.into(),
+                    binding.exchange.into(),
+                    binding.routing_key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes everything `declare` made: for tests and for tearing a namespace down.
+    pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
+        for queue in self.queues() {
+            channel
+                .queue_delete(queue.name.into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for exchange in self.exchanges() {
+            channel
+                .exchange_delete(exchange.name.into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The topology as a RabbitMQ definitions document for virtual host `vhost`.
+    pub fn definitions(&self, vhost: &str) -> Value {
+        let exchanges: Vec<Value> = self
+            .exchanges()
+            .into_iter()
+            .map(|e| json!({ "name": e.name, "vhost": vhost, "type": e.kind, "durable": true, "auto_delete": false, "internal": false, "arguments": {} }))
+            .collect();
+        let queues: Vec<Value> = self
+            .queues()
+            .into_iter()
+            .map(|q| {
+                let arguments: serde_json::Map<String, Value> = q
+                    .arguments
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let value = match value {
+                            QueueArgument::Text(text) => Value::from(text),
+                            QueueArgument::Number(number) => Value::from(number),
+                        };
+                        (key.to_owned(), value)
+                    })
+                    .collect();
+                json!({ "name": q.name, "vhost": vhost, "durable": true, "auto_delete": false, "arguments": arguments })
+            })
+            .collect();
+        let bindings: Vec<Value> = self
+            .bindings()
+            .into_iter()
+            .map(|b| json!({ "source": b.exchange, "vhost": vhost, "destination": b.queue, "destination_type": "queue", "routing_key": b.routing_key, "arguments": {} }))
+            .collect();
+        json!({ "vhosts": [{ "name": vhost }], "exchanges": exchanges, "queues": queues, "bindings": bindings })
+    }
+}

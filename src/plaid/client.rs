@@ -1,0 +1,251 @@
+//! plaidhook's Plaid HTTP client.
+//!
+//! Every call is a JSON POST with the credentials in the `PLAID-CLIENT-ID` / `PLAID-SECRET`
+//! headers (never in a log line or an error). Failures come back as [`PlaidCallError`]: Plaid's
+//! own error body when it sent one, so callers match on `error_code`; otherwise a transport
+//! error or timeout. Each call is recorded in `plaid_api_calls` with Plaid's `request_id` (what
+//! Plaid support asks for) and in the `plaidhook_plaid_calls_*` metrics.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{PlaidError, WebhookVerificationKeyGetResponse};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaidCallError {
+    /// Plaid answered with its error body.
+    #[error("Plaid returned {status}: {error}")]
+    Plaid { status: u16, error: PlaidError },
+    #[error("Plaid did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The request did not complete (connection refused, reset, TLS).
+    #[error("could not reach Plaid: {0}")]
+    Transport(String),
+    /// Plaid answered with something that is neither the expected body nor its error body.
+    #[error("unexpected response from Plaid ({status}): {detail}")]
+    Unexpected { status: u16, detail: String },
+}
+
+impl PlaidCallError {
+    /// Plaid's error, when it sent one.
+    pub fn plaid_error(&self) -> Option<&PlaidError> {
+        match self {
+            Self::Plaid { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A Plaid API client; cheap to clone.
+#[derive(Clone)]
+pub struct PlaidClient {
+    http: reqwest::Client,
+    base_url: String,
+    client_id: String,
+    secret: SecretString,
+    timeout: Duration,
+    /// Where calls are recorded; `None` only for callers without a database (benchmarks).
+    call_log: Option<PgPool>,
+}
+
+impl PlaidClient {
+    pub fn new(
+        base_url: impl Into<String>,
+        client_id: impl Into<String>,
+        secret: SecretString,
+        timeout: Duration,
+        call_log: Option<PgPool>,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("plaidhook/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            client_id: client_id.into(),
+            secret,
+            timeout,
+            call_log,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// POSTs `body` to `path` (e.g. `/item/get`) and decodes the answer.
+    pub async fn call<Req, Resp>(
+        &self,
+        path: &'static str,
+        item: Option<Uuid>,
+        body: &Req,
+    ) -> Result<Resp, PlaidCallError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        self.call_with_timeout(path, item, body, self.timeout).await
+    }
+
+    /// As [`Self::call`], with its own timeout (`/accounts/balance/get` needs a long one).
+    pub async fn call_with_timeout<Req, Resp>(
+        &self,
+        path: &'static str,
+        item: Option<Uuid>,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PlaidCallError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let started = Instant::now();
+        let result = self.send(path, body, timeout).await;
+        let elapsed = started.elapsed();
+        let (status, request_id, error) = match &result {
+            Ok((status, request_id, _)) => (Some(*status), request_id.clone(), None),
+            Err(PlaidCallError::Plaid { status, error }) => {
+                (Some(*status), error.request_id.clone(), Some(error))
+            }
+            Err(_) => (None, None, None),
+        };
+        let error_code = error.map(|e| e.error_code.as_str().to_owned());
+        let outcome = match (&result, &error_code) {
+            (Ok(_), _) => "ok".to_owned(),
+            (Err(_), Some(code)) => code.clone(),
+            (Err(PlaidCallError::Timeout(_)), None) => "timeout".to_owned(),
+            (Err(_), None) => "transport".to_owned(),
+        };
+        metrics::counter!("plaidhook_plaid_calls_total", "method" => path, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("plaidhook_plaid_call_duration_seconds", "method" => path)
+            .record(elapsed.as_secs_f64());
+        if let Some(pool) = &self.call_log {
+            record_call(
+                pool,
+                CallRecord {
+                    method: path,
+                    item,
+                    request_id,
+                    http_status: status.map(i32::from),
+                    error_type: error.map(|e| e.error_type.as_str().to_owned()),
+                    error_code,
+                    duration_ms: elapsed.as_millis().min(i32::MAX as u128) as i32,
+                },
+            )
+            .await;
+        }
+        result.map(|(_, _, body)| body)
+    }
+
+    async fn send<Req, Resp>(
+        &self,
+        path: &'static str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<(u16, Option<String>, Resp), PlaidCallError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let request = self
+            .http
+            .post(format!("{}{}", self.base_url, path))
+            .header("PLAID-CLIENT-ID", &self.client_id)
+            .header("PLAID-SECRET", self.secret.expose_secret())
+            .header("Plaid-Version", "2020-09-14")
+            .json(body)
+            .timeout(timeout);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(e, timeout))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(e, timeout))?;
+        if (200..300).contains(&status) {
+            let request_id = serde_json::from_slice::<RequestIdOnly>(&bytes)
+                .ok()
+                .and_then(|r| r.request_id);
+            return serde_json::from_slice(&bytes)
+                .map(|decoded| (status, request_id, decoded))
+                .map_err(|e| PlaidCallError::Unexpected {
+                    status,
+                    detail: format!("undecodable body: {e}"),
+                });
+        }
+        match serde_json::from_slice::<PlaidError>(&bytes) {
+            Ok(error) => Err(PlaidCallError::Plaid { status, error }),
+            Err(_) => Err(PlaidCallError::Unexpected {
+                status,
+                detail: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            }),
+        }
+    }
+
+    /// `/webhook_verification_key/get`: the public key Plaid signs webhooks with under `key_id`.
+    pub async fn webhook_verification_key(
+        &self,
+        key_id: &str,
+    ) -> Result<WebhookVerificationKeyGetResponse, PlaidCallError> {
+        self.call(
+            "/webhook_verification_key/get",
+            None,
+            &serde_json::json!({ "key_id": key_id }),
+        )
+        .await
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RequestIdOnly {
+    request_id: Option<String>,
+}
+
+fn transport_error(error: reqwest::Error, timeout: Duration) -> PlaidCallError {
+    if error.is_timeout() {
+        PlaidCallError::Timeout(timeout)
+    } else {
+        // without_url: the URL carries no secret, but keep errors short and uniform.
+        PlaidCallError::Transport(error.without_url().to_string())
+    }
+}
+
+struct CallRecord {
+    method: &'static str,
+    item: Option<Uuid>,
+    request_id: Option<String>,
+    http_status: Option<i32>,
+    error_type: Option<String>,
+    error_code: Option<String>,
+    duration_ms: i32,
+}
+
+/// Best effort: losing a call-log row must never fail the call it describes.
+async fn record_call(pool: &PgPool, call: CallRecord) {
+    let result = sqlx::query!(
+        "insert into plaid_api_calls (method, item_id, request_id, http_status, error_type, error_code, duration_ms)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        call.method,
+        call.item,
+        call.request_id,
+        call.http_status,
+        call.error_type,
+        call.error_code,
+        call.duration_ms,
+    )
+    .execute(pool)
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(plaid.method = call.method, error = %error, "could not record the Plaid call");
+    }
+}

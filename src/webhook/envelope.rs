@@ -1,0 +1,51 @@
+//! The message a verified webhook becomes on `plaid.webhooks`.
+//!
+//! `body` is Plaid's JSON exactly as received (a raw value, never re-serialised), wrapped with
+//! what consumers need to route and de-duplicate: an id of ours (Plaid sends none), when it was
+//! received, and the type, code and Item pulled out of the body.
+
+use chrono::{DateTime, Utc};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::BasicProperties;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookEnvelope {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub environment: String,
+    pub webhook_type: String,
+    pub webhook_code: String,
+    pub item_id: Option<String>,
+    pub body: Box<RawValue>,
+}
+
+impl WebhookEnvelope {
+    /// `<webhook_type>.<webhook_code>`, the routing key on `plaid.webhooks`.
+    pub fn routing_key(&self) -> String {
+        format!("{}.{}", self.webhook_type, self.webhook_code)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an envelope always serialises")
+    }
+
+    /// AMQP properties: id, type and time for consumers and tooling, the request id for tracing.
+    pub fn properties(&self, request_id: Option<&str>) -> BasicProperties {
+        let mut headers = FieldTable::default();
+        if let Some(request_id) = request_id {
+            headers.insert(
+                "x-request-id".into(),
+                AMQPValue::LongString(request_id.into()),
+            );
+        }
+        BasicProperties::default()
+            .with_message_id(self.id.to_string().into())
+            .with_type(self.routing_key().into())
+            .with_timestamp(self.received_at.timestamp().max(0) as u64)
+            .with_content_type("application/json".into())
+            .with_headers(headers)
+    }
+}

@@ -1,0 +1,208 @@
+//! `POST /webhooks/plaid`: verify, make durable, then answer.
+//!
+//! | answer | when |
+//! |--------|------|
+//! | 200 | verified and durable: confirmed by the broker, or committed to the spool |
+//! | 400 | verified, but the body is not JSON or not a Plaid webhook |
+//! | 401 | verification failed (the body says nothing about why) |
+//! | 413 | body over `webhook.max_body_bytes`, refused before it is read in full |
+//! | 503 | nothing durable (broker and database both failing), or the key could not be checked |
+//!
+//! Plaid retries anything but a 200, so a 503 is never a loss.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::envelope::WebhookEnvelope;
+use super::spool::Spool;
+use super::verify::{Rejection, VerifiedWebhook, Verifier};
+use crate::broker::Publisher;
+use crate::error::ApiError;
+
+/// Everything the webhook route needs.
+pub struct Ingress {
+    pub verifier: Verifier,
+    pub publisher: Arc<Publisher>,
+    pub spool: Arc<Spool>,
+    pub max_body_bytes: usize,
+    /// Used when a webhook body has no `environment`.
+    pub environment: String,
+}
+
+pub async fn receive(
+    State(ingress): State<Arc<Ingress>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let (outcome, response) = match handle(&ingress, &headers, body).await {
+        Ok(path) => (
+            path,
+            (StatusCode::OK, Json(json!({ "status": "accepted" }))).into_response(),
+        ),
+        Err(failure) => (failure.outcome(), failure.into_response()),
+    };
+    metrics::histogram!("plaidhook_webhook_request_duration_seconds", "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// How a request failed; each maps to one status and one metric outcome.
+enum Failure {
+    TooLarge,
+    Rejected(Rejection),
+    NotDurable,
+}
+
+impl Failure {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Failure::TooLarge => "too_large",
+            Failure::Rejected(Rejection::NotJson | Rejection::NotAWebhook) => "bad_request",
+            Failure::Rejected(Rejection::KeyUnavailable(_)) => "unavailable",
+            Failure::Rejected(_) => "unauthorized",
+            Failure::NotDurable => "unavailable",
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let error = match self {
+            Failure::TooLarge => ApiError::PayloadTooLarge,
+            Failure::Rejected(rejection @ (Rejection::NotJson | Rejection::NotAWebhook)) => {
+                ApiError::BadRequest(rejection.to_string())
+            }
+            Failure::Rejected(Rejection::KeyUnavailable(why)) => ApiError::Unavailable(
+                anyhow::anyhow!("webhook verification key unavailable: {why}"),
+            ),
+            Failure::Rejected(_) => ApiError::Unauthorized,
+            Failure::NotDurable => ApiError::Unavailable(anyhow::anyhow!(
+                "neither broker nor spool accepted the webhook"
+            )),
+        };
+        error.into_response()
+    }
+}
+
+async fn handle(
+    ingress: &Ingress,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<&'static str, Failure> {
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|len| len > ingress.max_body_bytes as u64) {
+        count("too_large", "body_too_large", None);
+        return Err(Failure::TooLarge);
+    }
+    // Bounded read: a body without Content-Length (chunked) is cut off at the limit too.
+    let body: Bytes = axum::body::to_bytes(body, ingress.max_body_bytes)
+        .await
+        .map_err(|_| {
+            count("too_large", "body_too_large", None);
+            Failure::TooLarge
+        })?;
+
+    let verification = headers
+        .get("plaid-verification")
+        .and_then(|v| v.to_str().ok());
+    let verify_started = Instant::now();
+    let verified = ingress
+        .verifier
+        .verify(verification, body, chrono::Utc::now().timestamp())
+        .await;
+    metrics::histogram!("plaidhook_webhook_verify_duration_seconds")
+        .record(verify_started.elapsed().as_secs_f64());
+    let webhook = match verified {
+        Ok(webhook) => webhook,
+        Err(rejection) => {
+            tracing::warn!(webhook.rejection = rejection.reason(), detail = %rejection, "webhook rejected");
+            let reason = rejection.reason();
+            let failure = Failure::Rejected(rejection);
+            count(failure.outcome(), reason, None);
+            return Err(failure);
+        }
+    };
+
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    let path = make_durable(ingress, &webhook, request_id).await?;
+    tracing::info!(
+        webhook.r#type = webhook.webhook_type(),
+        webhook.code = webhook.webhook_code(),
+        item.id = webhook.item_id().unwrap_or("-"),
+        webhook.path = path,
+        "webhook accepted"
+    );
+    count("accepted", path, Some(webhook.webhook_code()));
+    Ok("accepted")
+}
+
+/// Publishes with confirm, or spools; returns which path made the webhook durable.
+async fn make_durable(
+    ingress: &Ingress,
+    webhook: &VerifiedWebhook,
+    request_id: Option<&str>,
+) -> Result<&'static str, Failure> {
+    let envelope = WebhookEnvelope {
+        id: Uuid::now_v7(),
+        received_at: chrono::Utc::now(),
+        environment: webhook
+            .environment()
+            .unwrap_or(&ingress.environment)
+            .to_owned(),
+        webhook_type: webhook.webhook_type().to_owned(),
+        webhook_code: webhook.webhook_code().to_owned(),
+        item_id: webhook.item_id().map(str::to_owned),
+        body: serde_json::value::RawValue::from_string(
+            String::from_utf8(webhook.body().to_vec())
+                .map_err(|_| Failure::Rejected(Rejection::NotJson))?,
+        )
+        .map_err(|_| Failure::Rejected(Rejection::NotJson))?,
+    };
+
+    if !ingress.spool.has_backlog() {
+        let exchange = ingress.publisher.topology().webhooks_exchange();
+        match ingress
+            .publisher
+            .publish(
+                &exchange,
+                &envelope.routing_key(),
+                &envelope.to_bytes(),
+                envelope.properties(request_id),
+            )
+            .await
+        {
+            Ok(()) => return Ok("published"),
+            Err(error) => {
+                tracing::warn!(webhook.id = %envelope.id, error = %error, "broker did not confirm; spooling");
+            }
+        }
+    }
+    match ingress.spool.write(&envelope).await {
+        Ok(()) => Ok("spooled"),
+        Err(error) => {
+            tracing::error!(webhook.id = %envelope.id, error = %error, "spool write failed; answering 503");
+            count("unavailable", "not_durable", Some(webhook.webhook_code()));
+            Err(Failure::NotDurable)
+        }
+    }
+}
+
+fn count(outcome: &'static str, reason: &'static str, code: Option<&str>) {
+    metrics::counter!(
+        "plaidhook_webhooks_total",
+        "outcome" => outcome,
+        "reason" => reason,
+        "webhook_code" => code.unwrap_or("-").to_owned()
+    )
+    .increment(1);
+}

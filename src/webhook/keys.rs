@@ -1,0 +1,229 @@
+//! Plaid's webhook verification keys, cached by `kid`.
+//!
+//! Plaid's published algorithm: look the `kid` up in the cache; on a miss fetch it from
+//! `/webhook_verification_key/get`, and refresh every cached key whose `expired_at` is still
+//! null (so a rotation Plaid announced is learned too). A key with `expired_at` set is never
+//! trusted again.
+//!
+//! Two protections keep forged traffic from turning into traffic to Plaid: misses are fetched
+//! one at a time (concurrent misses for one kid share the single fetch: the second finds the
+//! key cached when it gets the lock), kids Plaid rejected are remembered for a while, and
+//! fetches for unknown kids have a budget per minute.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use jsonwebtoken::DecodingKey;
+use tokio::sync::Mutex;
+
+use crate::plaid::client::{PlaidCallError, PlaidClient};
+use crate::plaid::JwkPublicKey;
+
+/// How long a kid Plaid said it does not know stays rejected without asking again.
+const UNKNOWN_KID_TTL: Duration = Duration::from_secs(600);
+/// Remembered unknown kids, at most; the list is cleared when it fills (a flood of random kids).
+const UNKNOWN_KID_CAPACITY: usize = 10_000;
+/// Key fetches for kids not in the cache, per window.
+const FETCH_BUDGET: u32 = 20;
+const FETCH_WINDOW: Duration = Duration::from_secs(60);
+/// A key fetch runs inside a webhook request, which Plaid abandons after 10 s.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A verification key ready for ES256 checks.
+pub struct CachedKey {
+    pub kid: String,
+    pub decoding: DecodingKey,
+    pub expired_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Plaid does not know this kid (or said so recently).
+    #[error("unknown key id")]
+    Unknown,
+    /// Plaid served a key that is not an ES256 P-256 public key.
+    #[error("unusable key: {0}")]
+    Unusable(String),
+    /// The key could not be checked at all (Plaid unreachable, fetch budget spent).
+    #[error("key unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub struct KeyCache {
+    client: PlaidClient,
+    keys: RwLock<HashMap<String, Arc<CachedKey>>>,
+    fetch: Mutex<FetchState>,
+}
+
+struct FetchState {
+    unknown: HashMap<String, Instant>,
+    window_started: Instant,
+    fetches_in_window: u32,
+}
+
+impl FetchState {
+    fn recently_unknown(&mut self, kid: &str) -> bool {
+        match self.unknown.get(kid) {
+            Some(at) if at.elapsed() < UNKNOWN_KID_TTL => true,
+            Some(_) => {
+                self.unknown.remove(kid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember_unknown(&mut self, kid: &str) {
+        if self.unknown.len() >= UNKNOWN_KID_CAPACITY {
+            self.unknown.clear();
+        }
+        self.unknown.insert(kid.to_owned(), Instant::now());
+    }
+
+    fn take_budget(&mut self) -> bool {
+        if self.window_started.elapsed() >= FETCH_WINDOW {
+            self.window_started = Instant::now();
+            self.fetches_in_window = 0;
+        }
+        if self.fetches_in_window >= FETCH_BUDGET {
+            return false;
+        }
+        self.fetches_in_window += 1;
+        true
+    }
+}
+
+impl KeyCache {
+    pub fn new(client: PlaidClient) -> Self {
+        Self {
+            client,
+            keys: RwLock::new(HashMap::new()),
+            fetch: Mutex::new(FetchState {
+                unknown: HashMap::new(),
+                window_started: Instant::now(),
+                fetches_in_window: 0,
+            }),
+        }
+    }
+
+    fn cached(&self, kid: &str) -> Option<Arc<CachedKey>> {
+        self.keys.read().expect("key cache lock").get(kid).cloned()
+    }
+
+    /// The key for `kid`, from the cache or from Plaid.
+    pub async fn get(&self, kid: &str) -> Result<Arc<CachedKey>, KeyError> {
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        let mut state = self.fetch.lock().await;
+        // Another request may have fetched it while this one waited for the lock.
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        if state.recently_unknown(kid) {
+            return Err(KeyError::Unknown);
+        }
+        if !state.take_budget() {
+            metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "budget_exhausted").increment(1);
+            return Err(KeyError::Unavailable("key fetch budget exhausted".into()));
+        }
+        let still_valid: Vec<String> = self
+            .keys
+            .read()
+            .expect("key cache lock")
+            .values()
+            .filter(|k| k.expired_at.is_none())
+            .map(|k| k.kid.clone())
+            .collect();
+        let (fetched, refreshed) = tokio::join!(
+            self.fetch_one(kid),
+            futures::future::join_all(still_valid.iter().map(|k| self.fetch_one(k)))
+        );
+        for key in refreshed.into_iter().flatten() {
+            self.store(key);
+        }
+        match fetched {
+            Ok(key) => {
+                metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "fetched")
+                    .increment(1);
+                Ok(self.store(key))
+            }
+            Err(KeyError::Unknown) => {
+                metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "unknown")
+                    .increment(1);
+                state.remember_unknown(kid);
+                Err(KeyError::Unknown)
+            }
+            Err(other) => {
+                metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "failed")
+                    .increment(1);
+                Err(other)
+            }
+        }
+    }
+
+    fn store(&self, key: CachedKey) -> Arc<CachedKey> {
+        let key = Arc::new(key);
+        self.keys
+            .write()
+            .expect("key cache lock")
+            .insert(key.kid.clone(), key.clone());
+        key
+    }
+
+    async fn fetch_one(&self, kid: &str) -> Result<CachedKey, KeyError> {
+        match tokio::time::timeout(FETCH_TIMEOUT, self.client.webhook_verification_key(kid)).await {
+            Err(_) => Err(KeyError::Unavailable("key fetch timed out".into())),
+            Ok(Ok(response)) => {
+                if response.key.kid != kid {
+                    return Err(KeyError::Unusable(
+                        "Plaid returned a key for another kid".into(),
+                    ));
+                }
+                decoding_key(&response.key)
+            }
+            // Plaid answers 4xx (INVALID_WEBHOOK_VERIFICATION_KEY_ID) for a kid it never issued.
+            Ok(Err(PlaidCallError::Plaid { status, .. }))
+                if (400..500).contains(&status) && status != 429 =>
+            {
+                Err(KeyError::Unknown)
+            }
+            Ok(Err(other)) => Err(KeyError::Unavailable(other.to_string())),
+        }
+    }
+}
+
+/// Checks that `jwk` is an EC P-256 public key on the curve, and prepares it for ES256.
+fn decoding_key(jwk: &JwkPublicKey) -> Result<CachedKey, KeyError> {
+    if jwk.kty != "EC" || jwk.crv != "P-256" {
+        return Err(KeyError::Unusable(format!(
+            "kty {} crv {}",
+            jwk.kty, jwk.crv
+        )));
+    }
+    if !jwk.alg.is_empty() && jwk.alg != "ES256" {
+        return Err(KeyError::Unusable(format!("alg {}", jwk.alg)));
+    }
+    let coordinate = |value: &str| -> Result<[u8; 32], KeyError> {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| KeyError::Unusable("coordinate is not 32 base64url bytes".into()))
+    };
+    let (x, y) = (coordinate(&jwk.x)?, coordinate(&jwk.y)?);
+    use p256::elliptic_curve::sec1::FromEncodedPoint;
+    let point = p256::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
+    if Option::<p256::PublicKey>::from(p256::PublicKey::from_encoded_point(&point)).is_none() {
+        return Err(KeyError::Unusable("point is not on P-256".into()));
+    }
+    let decoding = DecodingKey::from_ec_components(&jwk.x, &jwk.y)
+        .map_err(|e| KeyError::Unusable(e.to_string()))?;
+    Ok(CachedKey {
+        kid: jwk.kid.clone(),
+        decoding,
+        expired_at: jwk.expired_at,
+    })
+}

@@ -1,0 +1,170 @@
+//! The durable spool: where a verified webhook goes when the broker cannot confirm it in time.
+//!
+//! A spooled webhook was answered 200, so it must reach the broker eventually. The relay
+//! publishes spooled rows in id order (the order they were received) and deletes each only
+//! after the broker confirmed it. One relay works at a time across all replicas (a transaction-
+//! scoped advisory lock), so order holds with several ingress processes too. While rows wait,
+//! this process spools new webhooks as well instead of publishing them directly, so they cannot
+//! overtake older ones.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::envelope::WebhookEnvelope;
+use crate::broker::Publisher;
+
+/// Advisory lock key of the relay ("plaidhook spool" as an arbitrary constant).
+const RELAY_LOCK_KEY: i64 = 0x706c_6169_6473_706f;
+/// Rows relayed per transaction.
+const RELAY_BATCH: i64 = 100;
+/// How often the relay looks even when nothing woke it (other replicas' rows, missed wakes).
+const RELAY_POLL: Duration = Duration::from_secs(1);
+
+pub struct Spool {
+    db: PgPool,
+    /// Rows may be waiting: publish new webhooks through the spool to keep order.
+    backlog: AtomicBool,
+    wake: Notify,
+}
+
+impl Spool {
+    pub fn new(db: PgPool) -> Self {
+        Self {
+            db,
+            // Until the relay has looked, assume rows from a previous run may be waiting.
+            backlog: AtomicBool::new(true),
+            wake: Notify::new(),
+        }
+    }
+
+    /// True while spooled rows may be waiting to be relayed.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog.load(Ordering::Acquire)
+    }
+
+    /// Writes `envelope` durably. Once this returns Ok the webhook may be acknowledged.
+    pub async fn write(&self, envelope: &WebhookEnvelope) -> Result<(), sqlx::Error> {
+        sqlx::query!(
+            "insert into webhook_spool (webhook_id, routing_key, envelope, received_at)
+             values ($1, $2, $3, $4)",
+            envelope.id,
+            envelope.routing_key(),
+            envelope.to_bytes(),
+            envelope.received_at,
+        )
+        .execute(&self.db)
+        .await?;
+        self.backlog.store(true, Ordering::Release);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Rows waiting to be relayed.
+    pub async fn depth(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar!(r#"select count(*) as "count!" from webhook_spool"#)
+            .fetch_one(&self.db)
+            .await
+    }
+
+    /// Relays spooled webhooks until `shutdown`.
+    pub async fn run_relay(
+        self: Arc<Self>,
+        publisher: Arc<Publisher>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            match self.relay_batch(&publisher).await {
+                // A full batch went out: go again at once.
+                Ok(RelayRound::MoreWaiting) => continue,
+                Ok(RelayRound::Drained) => self.backlog.store(false, Ordering::Release),
+                Ok(RelayRound::Stuck) | Ok(RelayRound::OtherRelay) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error, "spool relay could not read the spool")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(RELAY_POLL) => {}
+            }
+        }
+    }
+
+    async fn relay_batch(&self, publisher: &Publisher) -> Result<RelayRound, sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        let locked: bool = sqlx::query_scalar!(
+            r#"select pg_try_advisory_xact_lock($1) as "locked!""#,
+            RELAY_LOCK_KEY
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !locked {
+            return Ok(RelayRound::OtherRelay);
+        }
+        let rows = sqlx::query!(
+            "select id, routing_key, envelope from webhook_spool order by id limit $1",
+            RELAY_BATCH
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        metrics::gauge!("plaidhook_webhook_spool_depth").set(rows.len() as f64);
+        if rows.is_empty() {
+            return Ok(RelayRound::Drained);
+        }
+        let exchange = publisher.topology().webhooks_exchange();
+        let mut relayed = Vec::with_capacity(rows.len());
+        let mut stuck = false;
+        for row in &rows {
+            let properties = match serde_json::from_slice::<WebhookEnvelope>(&row.envelope) {
+                Ok(envelope) => envelope.properties(None),
+                Err(_) => lapin::BasicProperties::default(),
+            };
+            // In order: stop at the first failure so nothing overtakes it.
+            match publisher
+                .publish(&exchange, &row.routing_key, &row.envelope, properties)
+                .await
+            {
+                Ok(()) => relayed.push(row.id),
+                Err(error) => {
+                    tracing::warn!(spool.id = row.id, error = %error, "spooled webhook not relayed yet");
+                    sqlx::query!(
+                        "update webhook_spool set attempts = attempts + 1, last_error = $2 where id = $1",
+                        row.id,
+                        error.to_string()
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    stuck = true;
+                    break;
+                }
+            }
+        }
+        sqlx::query!("delete from webhook_spool where id = any($1)", &relayed)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        metrics::counter!("plaidhook_webhook_spool_relayed_total").increment(relayed.len() as u64);
+        if !relayed.is_empty() {
+            tracing::info!(count = relayed.len(), "relayed spooled webhooks");
+        }
+        // After a clean batch look again at once: the next round either finds more rows or
+        // sees the spool empty and ends the backlog.
+        Ok(if stuck {
+            RelayRound::Stuck
+        } else {
+            RelayRound::MoreWaiting
+        })
+    }
+}
+
+enum RelayRound {
+    MoreWaiting,
+    Drained,
+    Stuck,
+    OtherRelay,
+}

@@ -1,0 +1,141 @@
+//! RabbitMQ topology and confirmed publishing against the real broker.
+
+mod common;
+
+use std::time::Duration;
+
+use lapin::options::{BasicGetOptions, BasicRejectOptions};
+use plaidhook::broker::{Broker, PublishError, Publisher, Topology};
+use tokio_util::sync::CancellationToken;
+
+fn test_topology(delivery_limit: u32) -> Topology {
+    Topology::new(
+        &format!("test-{}", uuid::Uuid::new_v4().simple()),
+        delivery_limit,
+    )
+}
+
+async fn publisher_for(topology: &Topology) -> (Publisher, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let broker = Broker::start(
+        common::amqp_url().into(),
+        "plaidhook-test",
+        shutdown.clone(),
+    );
+    tokio::time::timeout(Duration::from_secs(15), broker.connected())
+        .await
+        .expect("RabbitMQ connects");
+    (
+        Publisher::new(broker, topology.clone(), Duration::from_secs(2)),
+        shutdown,
+    )
+}
+
+#[test]
+fn the_definitions_file_in_deploy_is_the_topology_the_service_declares() {
+    let file = std::fs::read_to_string("deploy/rabbitmq-definitions.json").unwrap();
+    let on_disk: serde_json::Value = serde_json::from_str(&file).unwrap();
+    // The defaults: no namespace, rabbitmq.delivery_limit = 10.
+    let declared = Topology::new("", 10).definitions("/");
+    assert_eq!(
+        on_disk, declared,
+        "regenerate with `plaidhook topology > deploy/rabbitmq-definitions.json`"
+    );
+}
+
+#[tokio::test]
+async fn a_publish_nobody_can_route_is_a_failure_not_a_silent_drop() {
+    let topology = test_topology(5);
+    let (publisher, shutdown) = publisher_for(&topology).await;
+    let exchange = topology.webhooks_exchange();
+    let routed = publisher
+        .publish(
+            &exchange,
+            "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+            b"{}",
+            Default::default(),
+        )
+        .await;
+    assert!(routed.is_ok(), "{routed:?}");
+    let unroutable = publisher
+        .publish(&exchange, "NOBODY.LISTENS", b"{}", Default::default())
+        .await;
+    assert!(
+        matches!(unroutable, Err(PublishError::Unroutable)),
+        "{unroutable:?}"
+    );
+
+    topology
+        .delete(&common::amqp_channel().await.unwrap())
+        .await
+        .unwrap();
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn declaring_twice_is_harmless_and_a_message_past_its_delivery_limit_parks_in_the_dead_queue()
+{
+    let topology = test_topology(2);
+    let (publisher, shutdown) = publisher_for(&topology).await;
+    let channel = common::amqp_channel().await.unwrap();
+    topology
+        .declare(&channel)
+        .await
+        .expect("a second declare with the same arguments succeeds");
+
+    publisher
+        .publish(
+            &topology.webhooks_exchange(),
+            "ITEM.ERROR",
+            b"poison",
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // Deliver and requeue until the quorum queue gives up on it.
+    let mut deliveries = 0;
+    while let Some(message) = channel
+        .basic_get(topology.items_queue().into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
+        deliveries += 1;
+        channel
+            .basic_reject(
+                message.delivery.delivery_tag,
+                BasicRejectOptions { requeue: true },
+            )
+            .await
+            .unwrap();
+        assert!(
+            deliveries <= 5,
+            "the delivery limit did not stop redelivery"
+        );
+    }
+    let parked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(message) = channel
+                .basic_get(
+                    topology.dead_queue().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            {
+                return message.delivery.data.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the message reaches plaidhook.dead");
+    assert_eq!(parked, b"poison");
+    assert_eq!(
+        deliveries,
+        2 + 1,
+        "delivered up to the limit, then once more over it"
+    );
+
+    topology.delete(&channel).await.unwrap();
+    shutdown.cancel();
+}
