@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::{Broker, Publisher, Topology};
 use crate::config::{PlaidEnvironment, Settings};
+use crate::crypto::TokenCipher;
 use crate::http::{health, layers};
 use crate::plaid::client::PlaidClient;
 use crate::sim::{Sim, SimHandle, Simulator};
@@ -59,6 +60,8 @@ pub struct AppState {
     /// Confirmed publishes to RabbitMQ, shared by every component.
     pub publisher: Arc<Publisher>,
     pub plaid: PlaidClient,
+    /// Seals and opens access tokens at rest.
+    pub tokens: TokenCipher,
     pub metrics: PrometheusHandle,
     /// The Plaid base URL in use (the built-in simulator's address when it runs in-process).
     pub plaid_base_url: String,
@@ -145,6 +148,8 @@ impl Application {
             Some(db.clone()),
         )?;
 
+        let tokens = TokenCipher::new(&settings.tokens.active_key_id, &settings.tokens.keys)?;
+
         let state = AppState {
             settings: Arc::new(settings),
             role,
@@ -153,6 +158,7 @@ impl Application {
             topology,
             publisher,
             plaid,
+            tokens,
             metrics: crate::telemetry::metrics_handle(),
             plaid_base_url,
             webhook_url,

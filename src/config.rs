@@ -25,8 +25,19 @@ pub struct Settings {
     pub plaid: PlaidSettings,
     pub webhook: WebhookSettings,
     pub telemetry: TelemetrySettings,
+    pub tokens: TokenSettings,
     pub sim: SimSettings,
 }
+
+/// Keys that seal access tokens at rest (see `crypto`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    pub active_key_id: String,
+    pub keys: std::collections::HashMap<String, SecretString>,
+}
+
+/// The id of the development key in `config/default.toml`: refused with a real Plaid.
+pub const DEVELOPMENT_TOKEN_KEY_ID: &str = "dev";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ListenerSettings {
@@ -288,6 +299,17 @@ impl Settings {
         if self.plaid.environment == PlaidEnvironment::Simulator {
             self.sim.addr()?;
         }
+        let real_plaid = matches!(
+            self.plaid.environment,
+            PlaidEnvironment::Sandbox | PlaidEnvironment::Production
+        );
+        if real_plaid && self.tokens.active_key_id == DEVELOPMENT_TOKEN_KEY_ID {
+            return fail(
+                "tokens.active_key_id",
+                "the development key must not seal real access tokens; configure a key of your own",
+            );
+        }
+        crate::crypto::TokenCipher::new(&self.tokens.active_key_id, &self.tokens.keys)?;
         Ok(())
     }
 }

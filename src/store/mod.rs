@@ -1,7 +1,10 @@
 //! PostgreSQL access: the connection pool, database creation and migrations.
 //!
-//! Queries live beside the domain that owns them; this module only knows how to reach the
-//! database and bring its schema up to date (`migrations/`, embedded at compile time).
+//! Queries live beside the domain that owns them; this module knows how to reach the database
+//! and bring its schema up to date (`migrations/`, embedded at compile time), plus the Item
+//! rows every component shares (`items`).
+
+pub mod items;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
