@@ -219,6 +219,9 @@ impl Application {
             let router = layers::with_request_layers(public_router(&state, spool));
             tasks.spawn(serve(listener, router, shutdown.clone(), "public"));
         }
+        if state.role.consumes() {
+            crate::worker::spawn_consumers(&state, &tasks, &shutdown);
+        }
         let router = layers::with_request_layers(internal_router(state.clone()));
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 

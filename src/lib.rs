@@ -11,6 +11,7 @@
 //! - [`plaid`]: Plaid's API types, typed from the official OpenAPI spec, and the HTTP client.
 //! - [`sim`]: the built-in Plaid simulator.
 //! - [`sync`]: keeping every Item's transactions current with `/transactions/sync`.
+//! - [`worker`]: the queue consumers a worker process runs.
 //! - [`webhook`]: the verified webhook ingress, its key cache and its spool.
 
 pub mod app;
@@ -26,3 +27,4 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;
+pub mod worker;

@@ -139,3 +139,107 @@ async fn declaring_twice_is_harmless_and_a_message_past_its_delivery_limit_parks
     topology.delete(&channel).await.unwrap();
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_retried_message_comes_back_after_its_delay_and_a_parked_one_lands_in_the_dead_queue() {
+    use plaidhook::broker::consumer::{run, ConsumerSpec, Message, Outcome};
+    use std::sync::{Arc, Mutex};
+
+    let topology = test_topology(5);
+    let (publisher, shutdown) = publisher_for(&topology).await;
+    let publisher = Arc::new(publisher);
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let spec = ConsumerSpec {
+        name: "test",
+        queue: topology.sync_queue(),
+        prefetch: 4,
+        retry_queues: topology.retry_queues(&topology.sync_queue()),
+    };
+    let record = seen.clone();
+    let handler = move |message: Message| {
+        let record = record.clone();
+        async move {
+            let body = String::from_utf8(message.body).unwrap();
+            record.lock().unwrap().push((body.clone(), message.attempt));
+            match (body.as_str(), message.attempt) {
+                ("flaky", 0) => Outcome::Retry {
+                    reason: "rate limited".into(),
+                },
+                ("poison", _) => Outcome::Park {
+                    reason: "cannot ever work".into(),
+                },
+                _ => Outcome::Ack,
+            }
+        }
+    };
+    let broker = Broker::start(
+        common::amqp_url().into(),
+        "plaidhook-test-consumer",
+        shutdown.clone(),
+    );
+    let consumer = tokio::spawn(run(
+        broker,
+        publisher.clone(),
+        spec,
+        handler,
+        shutdown.clone(),
+    ));
+
+    let exchange = topology.webhooks_exchange();
+    for body in ["flaky", "poison"] {
+        publisher
+            .publish(
+                &exchange,
+                "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+                body.as_bytes(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let done = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if seen.lock().unwrap().contains(&("flaky".to_owned(), 1)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        done.is_ok(),
+        "the retried message came back with attempt 1: {:?}",
+        seen.lock().unwrap()
+    );
+
+    let channel = common::amqp_channel().await.unwrap();
+    let parked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(m) = channel
+                .basic_get(
+                    topology.dead_queue().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            {
+                return m.delivery.data.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the parked message is in plaidhook.dead");
+    assert_eq!(parked, b"poison");
+    let poison_deliveries = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(b, _)| b == "poison")
+        .count();
+    assert_eq!(poison_deliveries, 1, "a parked message is not retried");
+
+    shutdown.cancel();
+    consumer.await.unwrap();
+    topology.delete(&channel).await.unwrap();
+}

@@ -235,9 +235,21 @@ async fn each_bad_config_value_fails_with_a_message_naming_the_setting() {
         ),
         ("PLAIDHOOK__TELEMETRY__FORMAT", "xml", "telemetry.format"),
         // The public development key must never seal a real Plaid access token.
-        ("PLAIDHOOK__PLAID__ENVIRONMENT", "production", "tokens.active_key_id"),
-        ("PLAIDHOOK__TOKENS__ACTIVE_KEY_ID", "missing", "tokens.active_key_id"),
-        ("PLAIDHOOK__TOKENS__KEYS__DEV", "dG9vIHNob3J0", "tokens.keys.dev"),
+        (
+            "PLAIDHOOK__PLAID__ENVIRONMENT",
+            "production",
+            "tokens.active_key_id",
+        ),
+        (
+            "PLAIDHOOK__TOKENS__ACTIVE_KEY_ID",
+            "missing",
+            "tokens.active_key_id",
+        ),
+        (
+            "PLAIDHOOK__TOKENS__KEYS__DEV",
+            "dG9vIHNob3J0",
+            "tokens.keys.dev",
+        ),
     ];
     for (key, value, named) in cases {
         let error =

@@ -67,6 +67,12 @@ impl Publisher {
         &self.topology
     }
 
+    /// Makes sure the topology is declared (a worker-only process may consume before it ever
+    /// publishes).
+    pub async fn ensure_topology(&self) -> Result<(), PublishError> {
+        self.channel().await.map(|_| ())
+    }
+
     /// Publishes `payload` persistently and waits for the broker's confirm, all within the
     /// configured timeout.
     pub async fn publish(

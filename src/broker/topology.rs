@@ -5,7 +5,12 @@
 //!                        └─ ITEM.#         ──▶ plaidhook.items  (quorum)
 //! plaid.events   (topic) ──▶ downstream subscribers bind their own queues
 //! plaidhook.dead-letter (fanout) ──▶ plaidhook.dead (quorum, parking)
+//! <queue>.retry.<delay> (quorum, TTL) ──expires──▶ default exchange ──▶ <queue>
 //! ```
+//!
+//! The retry queues are the backoff path: a consumer republishes a message that failed
+//! transiently to the delay queue of its attempt; when its TTL runs out it is dead-lettered
+//! back to the queue it came from. (RabbitMQ 3.10 has no delayed-message plugin.)
 //!
 //! The topology is described once, as data ([`Topology::exchanges`], [`Topology::queues`],
 //! [`Topology::bindings`]); `declare` applies it to a broker and `definitions` renders it as
@@ -20,6 +25,15 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 use serde_json::{json, Value};
+
+/// Backoff steps of the retry path, in order.
+pub const RETRY_DELAYS: [(&str, u32); 5] = [
+    ("1s", 1_000),
+    ("5s", 5_000),
+    ("30s", 30_000),
+    ("2m", 120_000),
+    ("10m", 600_000),
+];
 
 /// Names of everything plaidhook declares.
 #[derive(Debug, Clone)]
@@ -96,6 +110,14 @@ impl Topology {
         self.name("plaidhook.dead")
     }
 
+    /// The delay queues of `queue`, in backoff order.
+    pub fn retry_queues(&self, queue: &str) -> Vec<String> {
+        RETRY_DELAYS
+            .iter()
+            .map(|(label, _)| format!("{queue}.retry.{label}"))
+            .collect()
+    }
+
     pub fn exchanges(&self) -> Vec<ExchangeSpec> {
         vec![
             ExchangeSpec {
@@ -138,14 +160,39 @@ impl Topology {
                 ("x-overflow", QueueArgument::Text("reject-publish".into())),
             ],
         };
-        vec![
+        let delay = |queue: &str, name: String, ttl_ms: u32| QueueSpec {
+            name,
+            arguments: vec![
+                ("x-queue-type", QueueArgument::Text("quorum".into())),
+                ("x-message-ttl", QueueArgument::Number(ttl_ms)),
+                // Expired messages go back to the queue they came from, through the default
+                // exchange (routing key = queue name).
+                ("x-dead-letter-exchange", QueueArgument::Text(String::new())),
+                (
+                    "x-dead-letter-routing-key",
+                    QueueArgument::Text(queue.to_owned()),
+                ),
+                (
+                    "x-dead-letter-strategy",
+                    QueueArgument::Text("at-least-once".into()),
+                ),
+                ("x-overflow", QueueArgument::Text("reject-publish".into())),
+            ],
+        };
+        let mut queues = vec![
             consumer(self.sync_queue()),
             consumer(self.items_queue()),
             QueueSpec {
                 name: self.dead_queue(),
                 arguments: vec![quorum],
             },
-        ]
+        ];
+        for queue in [self.sync_queue(), self.items_queue()] {
+            for (name, (_, ttl_ms)) in self.retry_queues(&queue).into_iter().zip(RETRY_DELAYS) {
+                queues.push(delay(&queue, name, ttl_ms));
+            }
+        }
+        queues
     }
 
     pub fn bindings(&self) -> Vec<BindingSpec> {

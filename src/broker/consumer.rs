@@ -1,0 +1,223 @@
+//! Consuming a queue: manual acks after the work is committed, bounded prefetch, retries with
+//! backoff through delay queues, and parking of what can never succeed.
+//!
+//! A handler returns an [`Outcome`] for each message:
+//! - `Ack`: done (its effects are committed). The message is acknowledged.
+//! - `Retry`: a transient failure (rate limit, Plaid 5xx, timeout). A copy goes to the delay
+//!   queue of the next backoff step, which dead-letters it back after its TTL, and the original
+//!   is acked once the copy is confirmed. Past the last step it is parked instead.
+//! - `Park`: a permanent failure. The message is rejected without requeue, so the queue
+//!   dead-letters it to `plaidhook.dead`, where an operator can inspect and replay it.
+//!
+//! A worker that dies mid-message leaves it unacked: the broker redelivers it, and the quorum
+//! queue's `x-delivery-limit` parks a message that keeps killing workers.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Broker, Publisher};
+
+/// Header carrying how many times a message has been retried through the delay queues.
+pub const ATTEMPT_HEADER: &str = "x-plaidhook-attempt";
+
+/// What became of a message.
+#[derive(Debug)]
+pub enum Outcome {
+    Ack,
+    Retry { reason: String },
+    Park { reason: String },
+}
+
+/// A delivered message, as a handler sees it.
+pub struct Message {
+    pub body: Vec<u8>,
+    /// Retries so far through the delay queues (0 on first delivery).
+    pub attempt: u32,
+    /// The broker delivered it before (a worker died or a channel closed mid-message).
+    pub redelivered: bool,
+}
+
+/// Which queue to consume and how.
+#[derive(Clone)]
+pub struct ConsumerSpec {
+    /// Name for logs and metrics (`sync`, `items`).
+    pub name: &'static str,
+    pub queue: String,
+    pub prefetch: u16,
+    /// Delay queues in backoff order (from `Topology::retry_queues`).
+    pub retry_queues: Vec<String>,
+}
+
+/// Consumes `spec.queue` until `shutdown`, running `handler` on up to `prefetch` messages at
+/// once. Reconnects (and resumes) when the broker goes away. In-flight messages finish before
+/// this returns.
+pub async fn run<H, Fut>(
+    broker: Broker,
+    publisher: Arc<Publisher>,
+    spec: ConsumerSpec,
+    handler: H,
+    shutdown: CancellationToken,
+) where
+    H: Fn(Message) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let in_flight = TaskTracker::new();
+    while !shutdown.is_cancelled() {
+        if let Err(error) = consume_once(
+            &broker,
+            &publisher,
+            &spec,
+            handler.clone(),
+            &in_flight,
+            &shutdown,
+        )
+        .await
+        {
+            tracing::warn!(consumer = spec.name, error = %error, "consumer stopped; resuming shortly");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    in_flight.close();
+    in_flight.wait().await;
+}
+
+async fn consume_once<H, Fut>(
+    broker: &Broker,
+    publisher: &Arc<Publisher>,
+    spec: &ConsumerSpec,
+    handler: Arc<H>,
+    in_flight: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()>
+where
+    H: Fn(Message) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let connection = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        connection = broker.connected() => connection,
+    };
+    // Declares the topology if this process has not published yet (a worker-only process).
+    publisher.ensure_topology().await?;
+    let channel = connection.create_channel().await?;
+    // Bounded prefetch: at most this many unacked messages, so work spreads across workers.
+    channel
+        .basic_qos(spec.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut deliveries = channel
+        .basic_consume(
+            spec.queue.clone().into(),
+            format!("plaidhook-{}-{}", spec.name, uuid::Uuid::new_v4().simple()).into(),
+            // no_ack off: acks are manual, after the handler's work is committed.
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(consumer = spec.name, queue = %spec.queue, "consuming");
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            delivery = deliveries.next() => delivery,
+        };
+        let Some(delivery) = delivery else {
+            anyhow::bail!("the broker ended the consumer");
+        };
+        let delivery = delivery?;
+        let handler = handler.clone();
+        let publisher = publisher.clone();
+        let spec = spec.clone();
+        in_flight.spawn(async move {
+            let message = Message {
+                body: delivery.data.clone(),
+                attempt: attempt_of(&delivery),
+                redelivered: delivery.redelivered,
+            };
+            let attempt = message.attempt;
+            let outcome = handler(message).await;
+            if let Err(error) = settle(&delivery, outcome, attempt, &publisher, &spec).await {
+                // Unsettled: the broker redelivers it when the channel closes.
+                tracing::warn!(consumer = spec.name, error = %error, "could not settle a message");
+            }
+        });
+    }
+}
+
+fn attempt_of(delivery: &Delivery) -> u32 {
+    delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(ATTEMPT_HEADER))
+        .and_then(|value| match value {
+            AMQPValue::LongUInt(n) => Some(*n),
+            AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+async fn settle(
+    delivery: &Delivery,
+    outcome: Outcome,
+    attempt: u32,
+    publisher: &Publisher,
+    spec: &ConsumerSpec,
+) -> anyhow::Result<()> {
+    let label = match &outcome {
+        Outcome::Ack => "ack",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Park { .. } => "park",
+    };
+    metrics::counter!("plaidhook_consumer_messages_total", "consumer" => spec.name, "outcome" => label).increment(1);
+    if delivery.redelivered {
+        metrics::counter!("plaidhook_consumer_redeliveries_total", "consumer" => spec.name)
+            .increment(1);
+    }
+    match outcome {
+        Outcome::Ack => {
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+        }
+        Outcome::Retry { reason } => match spec.retry_queues.get(attempt as usize) {
+            Some(delay_queue) => {
+                let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+                headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt + 1));
+                let properties = delivery.properties.clone().with_headers(headers);
+                // The default exchange routes by queue name straight to the delay queue.
+                publisher
+                    .publish("", delay_queue, &delivery.data, properties)
+                    .await?;
+                delivery.acker.ack(BasicAckOptions::default()).await?;
+                tracing::info!(consumer = spec.name, attempt = attempt + 1, delay_queue = %delay_queue, reason = %reason, "message will be retried");
+            }
+            None => {
+                tracing::warn!(consumer = spec.name, attempt, reason = %reason, "retries exhausted; parking the message");
+                delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await?;
+            }
+        },
+        Outcome::Park { reason } => {
+            tracing::warn!(consumer = spec.name, reason = %reason, "parking the message");
+            // Rejected without requeue, the queue dead-letters it to plaidhook.dead.
+            delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
+        }
+    }
+    Ok(())
+}
