@@ -220,6 +220,8 @@ impl Application {
             tasks.spawn(serve(listener, router, shutdown.clone(), "public"));
         }
         if state.role.consumes() {
+            let outbox = crate::outbox::OutboxRelay::new(state.db.clone(), state.publisher.clone());
+            tasks.spawn(outbox.run(shutdown.clone()));
             crate::worker::spawn_consumers(&state, &tasks, &shutdown);
         }
         let router = layers::with_request_layers(internal_router(state.clone()));

@@ -5,6 +5,8 @@
 //! - [`app`]: `Application::build` and the run/shutdown lifecycle, shared by `main` and tests.
 //! - [`cli`]: the command line.
 //! - [`http`]: middleware and health endpoints; [`error`]: the error clients see.
+//! - [`items`]: Item health: statuses, transitions, history.
+//! - [`outbox`]: events written with the change they describe, relayed to `plaid.events`.
 //! - [`store`]: PostgreSQL pool, migrations, and the Item rows every component shares.
 //! - [`crypto`]: access tokens sealed at rest, with key rotation.
 //! - [`broker`]: the RabbitMQ connection, topology and confirmed publisher.
@@ -21,6 +23,8 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
+pub mod items;
+pub mod outbox;
 pub mod plaid;
 pub mod sim;
 pub mod store;

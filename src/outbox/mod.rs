@@ -1,0 +1,149 @@
+//! The transactional outbox: events for downstream subscribers, written in the same
+//! PostgreSQL transaction as the change they describe, and relayed to `plaid.events`.
+//!
+//! Writing the event with the change means there is never a change without its event, nor an
+//! event for a change that rolled back. The relay publishes pending rows in id order with
+//! publisher confirms and marks each published only after its confirm; a crash in between
+//! publishes it again, so subscribers de-duplicate on the event id (stable across retries).
+//!
+//! Event document: `{"id", "type", "occurred_at", "item_id", "data"}`; AMQP routing key and
+//! `type` property = the event type (e.g. `transactions.synced`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::broker::Publisher;
+
+/// Advisory lock key of the relay: one relay at a time across replicas keeps events in order.
+const RELAY_LOCK_KEY: i64 = 0x706c_6169_6465_7674;
+const RELAY_BATCH: i64 = 500;
+const RELAY_POLL: Duration = Duration::from_millis(500);
+
+/// Adds an event to the outbox inside `tx`. `item_id` is plaidhook's Item id, when the event is
+/// about one. Returns the event id.
+pub async fn enqueue<T: Serialize>(
+    tx: &mut Transaction<'_, Postgres>,
+    event_type: &str,
+    item_id: Option<Uuid>,
+    data: &T,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let payload = serde_json::json!({
+        "id": id,
+        "type": event_type,
+        "occurred_at": Utc::now(),
+        "item_id": item_id,
+        "data": data,
+    });
+    sqlx::query!(
+        "insert into outbox (event_id, routing_key, payload) values ($1, $2, $3)",
+        id,
+        event_type,
+        payload
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Relays outbox rows to `plaid.events`.
+pub struct OutboxRelay {
+    db: PgPool,
+    publisher: Arc<Publisher>,
+    wake: Notify,
+}
+
+impl OutboxRelay {
+    pub fn new(db: PgPool, publisher: Arc<Publisher>) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            publisher,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Asks the relay to look now rather than at its next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            match self.relay_batch().await {
+                Ok(n) if n as i64 == RELAY_BATCH => continue,
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "outbox relay round failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(RELAY_POLL) => {}
+            }
+        }
+    }
+
+    /// Publishes one batch; returns how many rows it published.
+    pub async fn relay_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let locked: bool = sqlx::query_scalar!(
+            r#"select pg_try_advisory_xact_lock($1) as "locked!""#,
+            RELAY_LOCK_KEY
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows = sqlx::query!(
+            "select id, event_id, routing_key, payload from outbox
+             where published_at is null order by id limit $1",
+            RELAY_BATCH
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let exchange = self.publisher.topology().events_exchange();
+        let mut published = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let body = serde_json::to_vec(&row.payload)?;
+            let properties = lapin::BasicProperties::default()
+                .with_message_id(row.event_id.to_string().into())
+                .with_type(row.routing_key.clone().into())
+                .with_content_type("application/json".into());
+            // Events are published `mandatory`; plaid.events may have no subscriber bound yet,
+            // and an event nobody is bound to receive is not an error of ours.
+            match self
+                .publisher
+                .publish(&exchange, &row.routing_key, &body, properties)
+                .await
+            {
+                Ok(()) | Err(crate::broker::PublishError::Unroutable) => published.push(row.id),
+                Err(error) => {
+                    sqlx::query!(
+                        "update outbox set attempts = attempts + 1, last_error = $2 where id = $1",
+                        row.id,
+                        error.to_string()
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    break;
+                }
+            }
+        }
+        sqlx::query!(
+            "update outbox set published_at = now() where id = any($1)",
+            &published
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        metrics::counter!("plaidhook_outbox_published_total").increment(published.len() as u64);
+        Ok(published.len())
+    }
+}
