@@ -223,7 +223,15 @@ impl Application {
             let outbox = crate::outbox::OutboxRelay::new(state.db.clone(), state.publisher.clone());
             tasks.spawn(outbox.run(shutdown.clone()));
             crate::worker::spawn_consumers(&state, &tasks, &shutdown);
+            // Alert delivery and the safety net run beside the consumers, in worker processes.
+            let notifier = crate::alerts::notifier::Notifier::new(
+                state.db.clone(),
+                state.settings.alerts.clone(),
+            )?;
+            tasks.spawn(notifier.run(shutdown.clone()));
+            tasks.spawn(crate::scheduler::run(state.clone(), shutdown.clone()));
         }
+        tasks.spawn(crate::gauges::run(state.clone(), shutdown.clone()));
         let router = layers::with_request_layers(internal_router(state.clone()));
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 
@@ -263,11 +271,21 @@ fn public_router(state: &AppState, spool: Arc<Spool>) -> Router {
 }
 
 fn internal_router(state: AppState) -> Router {
-    Router::new()
+    // The management API belongs to the serving roles; a worker's internal listener serves
+    // only probes and metrics.
+    let api = state
+        .role
+        .serves_public()
+        .then(|| crate::api::router(state.clone()));
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .with_state(state)
+        .with_state(state);
+    match api {
+        Some(api) => router.merge(api),
+        None => router,
+    }
 }
 
 async fn serve(

@@ -43,14 +43,45 @@ pub enum Command {
     Worker,
     /// Run listeners and consumers in one process: the simplest way to run plaidhook.
     All,
+    /// See the whole flow in one command: plaidhook with the built-in simulator links a few
+    /// Items, syncs them, breaks one login, and prints a summary while it keeps running.
+    Demo {
+        /// How many Items to link.
+        #[arg(long, default_value_t = 3)]
+        items: usize,
+    },
     /// Create the database if needed and apply pending migrations, then exit.
     Migrate,
     /// Run the Plaid simulator alone, on `[sim]` host and port, until interrupted.
     Sim,
+    /// Inspect or replay messages parked in plaidhook.dead.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
     /// Print the RabbitMQ topology as a definitions file (for `load_definitions`).
     Topology {
         /// Virtual host the definitions are for.
         #[arg(long, default_value = "/")]
         vhost: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// Show parked messages (they stay parked).
+    List {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish parked messages back to the queue each came from, oldest first.
+    Replay {
+        /// Replay at most this many (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }

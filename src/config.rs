@@ -27,6 +27,11 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub tokens: TokenSettings,
     pub sim: SimSettings,
+    pub sync: SyncSettings,
+    pub link: LinkSettings,
+    pub api: ApiSettings,
+    pub alerts: AlertSettings,
+    pub scheduler: SchedulerSettings,
 }
 
 /// Keys that seal access tokens at rest (see `crypto`).
@@ -148,6 +153,7 @@ pub struct WebhookSettings {
     pub max_body_bytes: usize,
     pub max_age_secs: u64,
     pub future_skew_secs: u64,
+    pub spool_ready_max: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -161,6 +167,38 @@ pub enum LogFormat {
 pub struct TelemetrySettings {
     pub format: LogFormat,
     pub filter: String,
+}
+
+/// The sync worker: paging, batching, concurrency and Plaid's rate limits (see `sync`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    /// `count` of each `/transactions/sync` call (Plaid allows 1–500).
+    pub page_size: u32,
+    /// Pages one sync may fetch before it gives up with an error.
+    pub max_pages: u32,
+    /// Restarts after TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION before retrying later.
+    pub max_pagination_restarts: u32,
+    /// Syncs one worker process runs at once; each holds a database connection throughout.
+    pub concurrency: u32,
+    /// Rows per batched upsert statement.
+    pub upsert_batch: usize,
+    /// Transactions (added + modified + removed) per `transactions.synced` event.
+    pub event_chunk_size: usize,
+    /// `/transactions/sync` calls allowed per Item in any window (0 = unlimited).
+    pub item_limit_per_window: u32,
+    /// `/transactions/sync` calls allowed per Plaid client, across all workers (0 = unlimited).
+    pub client_limit_per_window: u32,
+    /// The limits' rolling window (Plaid: one minute).
+    pub limit_window_secs: u64,
+    /// Added to the window so network jitter cannot push two calls a window apart into one.
+    pub limit_margin_ms: u64,
+}
+
+impl SyncSettings {
+    /// The window the limiter enforces: Plaid's plus the safety margin.
+    pub fn limit_window(&self) -> Duration {
+        Duration::from_secs(self.limit_window_secs) + Duration::from_millis(self.limit_margin_ms)
+    }
 }
 
 /// Where the built-in simulator listens, plus its own behaviour.
@@ -181,6 +219,75 @@ impl SimSettings {
         .addr()
         .context("invalid setting `sim.host`/`sim.port`")
     }
+}
+
+/// What plaidhook tells Plaid when it creates Link tokens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinkSettings {
+    pub client_name: String,
+    pub language: String,
+    pub country_codes: Vec<String>,
+}
+
+/// The management API on the internal listener.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    /// Bearer tokens allowed to call the API, by name: the lowercase hex SHA-256 of each token,
+    /// never the token itself.
+    #[serde(default)]
+    pub tokens: std::collections::HashMap<String, String>,
+    /// Minimum time between two manual syncs of one Item.
+    pub manual_sync_min_interval_secs: u64,
+}
+
+impl ApiSettings {
+    pub fn manual_sync_min_interval(&self) -> Duration {
+        Duration::from_secs(self.manual_sync_min_interval_secs)
+    }
+}
+
+/// The body an alert webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    /// plaidhook's own JSON document.
+    Generic,
+    /// A Slack incoming-webhook body (`text` plus blocks).
+    Slack,
+}
+
+/// Delivery of alerts to an optional webhook.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AlertSettings {
+    /// Where alerts are POSTed; empty disables delivery (alerts are still events). A secret:
+    /// Slack webhook URLs carry their credential.
+    pub webhook_url: SecretString,
+    pub format: AlertFormat,
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_secs: u64,
+    pub poll_interval_ms: u64,
+}
+
+impl AlertSettings {
+    pub fn enabled(&self) -> bool {
+        !self.webhook_url.expose_secret().trim().is_empty()
+    }
+}
+
+/// The safety-net scheduler.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulerSettings {
+    pub enabled: bool,
+    /// Seconds between two rounds.
+    pub interval_secs: u64,
+    /// An Item with no successful sync for this long gets a sync request.
+    pub stale_after_secs: u64,
+    /// An Item in error not reconciled for this long is re-checked with `/item/get`.
+    pub error_recheck_secs: u64,
+    /// A pending expiration closer than this is reminded (once) through the alert webhook.
+    pub expiration_reminder_secs: u64,
 }
 
 impl Settings {
@@ -290,12 +397,16 @@ impl Settings {
         if !self.plaid.webhook_url.is_empty() && !self.plaid.webhook_url.starts_with("http") {
             return fail("plaid.webhook_url", "must be an http(s) URL or empty");
         }
+        if self.webhook.spool_ready_max < 0 {
+            return fail("webhook.spool_ready_max", "must not be negative");
+        }
         if self.webhook.max_body_bytes < 1024 {
             return fail("webhook.max_body_bytes", "must be at least 1024");
         }
         if self.webhook.max_age_secs == 0 {
             return fail("webhook.max_age_secs", "must be at least 1");
         }
+        self.validate_sync()?;
         if self.plaid.environment == PlaidEnvironment::Simulator {
             self.sim.addr()?;
         }
@@ -310,6 +421,83 @@ impl Settings {
             );
         }
         crate::crypto::TokenCipher::new(&self.tokens.active_key_id, &self.tokens.keys)?;
+        self.validate_api_and_alerts()
+    }
+
+    fn validate_api_and_alerts(&self) -> anyhow::Result<()> {
+        let fail =
+            |setting: &str, why: &str| Err(anyhow::anyhow!("invalid setting `{setting}`: {why}"));
+        for (name, hash) in &self.api.tokens {
+            let is_hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_hex {
+                return fail(
+                    &format!("api.tokens.{name}"),
+                    "must be the hex SHA-256 of the token (`printf %s TOKEN | sha256sum`), not the token",
+                );
+            }
+        }
+        if self.link.client_name.trim().is_empty() {
+            return fail("link.client_name", "must not be empty");
+        }
+        if self.link.country_codes.is_empty() {
+            return fail("link.country_codes", "must name at least one country");
+        }
+        let alert_url = self.alerts.webhook_url.expose_secret().trim();
+        if !alert_url.is_empty() && !alert_url.starts_with("http") {
+            return fail("alerts.webhook_url", "must be an http(s) URL or empty");
+        }
+        if self.alerts.max_attempts == 0 {
+            return fail("alerts.max_attempts", "must be at least 1");
+        }
+        if self.alerts.timeout_secs == 0 || self.alerts.poll_interval_ms == 0 {
+            return fail(
+                "alerts.timeout_secs",
+                "timeouts and intervals must be positive",
+            );
+        }
+        if self.scheduler.interval_secs == 0 {
+            return fail("scheduler.interval_secs", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn validate_sync(&self) -> anyhow::Result<()> {
+        let fail =
+            |setting: &str, why: &str| Err(anyhow::anyhow!("invalid setting `{setting}`: {why}"));
+        let sync = &self.sync;
+        if !(1..=500).contains(&sync.page_size) {
+            return fail(
+                "sync.page_size",
+                "must be between 1 and 500 (Plaid's range)",
+            );
+        }
+        if sync.max_pages == 0 {
+            return fail("sync.max_pages", "must be at least 1");
+        }
+        // Each running sync holds a connection; leave some for the rest of the process.
+        if sync.concurrency == 0 || sync.concurrency + 2 > self.database.max_connections {
+            return fail(
+                "sync.concurrency",
+                "must be at least 1 and at most database.max_connections - 2",
+            );
+        }
+        if !(1..=20_000).contains(&sync.upsert_batch) {
+            return fail("sync.upsert_batch", "must be between 1 and 20000");
+        }
+        if sync.event_chunk_size == 0 {
+            return fail("sync.event_chunk_size", "must be at least 1");
+        }
+        if sync.limit_window_secs == 0 {
+            return fail("sync.limit_window_secs", "must be at least 1");
+        }
+        if sync.client_limit_per_window > 0
+            && sync.item_limit_per_window > sync.client_limit_per_window
+        {
+            return fail(
+                "sync.item_limit_per_window",
+                "must not exceed sync.client_limit_per_window",
+            );
+        }
         Ok(())
     }
 }

@@ -21,6 +21,16 @@ pub enum ApiError {
     NotFound,
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request conflicts with the resource's state (e.g. the Item was removed).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many requests of this kind; the message says when to try again.
+    #[error("{0}")]
+    RateLimited(String),
+    /// Plaid refused the call; `plaid_code` is Plaid's `error_code` (e.g. ITEM_LOGIN_REQUIRED),
+    /// which clients may act on. The message is Plaid's, which carries no secrets.
+    #[error("Plaid error {plaid_code}: {message}")]
+    Plaid { plaid_code: String, message: String },
     /// A dependency (database, broker, Plaid) is unavailable; the client may retry.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -36,6 +46,9 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::Conflict(_) => "conflict",
+            Self::RateLimited(_) => "rate_limited",
+            Self::Plaid { .. } => "plaid_error",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -47,6 +60,9 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Plaid { .. } => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -64,7 +80,10 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        if let Self::Plaid { plaid_code, .. } = &self {
+            body["error"]["plaid_error_code"] = json!(plaid_code);
+        }
         (self.status(), Json(body)).into_response()
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use plaidhook::app::{cancel_on_signal, Application, Role};
-use plaidhook::cli::{Cli, Command};
+use plaidhook::cli::{Cli, Command, DeadLetterAction};
 use plaidhook::config::Settings;
 
 #[tokio::main]
@@ -19,7 +19,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load_from(&cli.config_dir, &cli.environment, std::env::vars())?;
+    let mut settings = Settings::load_from(&cli.config_dir, &cli.environment, std::env::vars())?;
+    if matches!(cli.command, Command::Demo { .. }) {
+        // The demo prints its own story; the service's logs would drown it.
+        settings.telemetry.filter = "warn,plaidhook=error,lapin=error".into();
+    }
     plaidhook::telemetry::init_logging(&settings.telemetry);
     let role = match cli.command {
         Command::Serve => Role::Serve,
@@ -30,6 +34,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             return Ok(());
         }
+        Command::DeadLetters { action } => return dead_letters(&settings, action).await,
+        Command::Demo { items } => return plaidhook::demo::run(settings, items).await,
         Command::Topology { vhost } => {
             let topology = plaidhook::broker::Topology::new(
                 &settings.rabbitmq.namespace,
@@ -51,4 +57,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let app = Application::build(settings, role).await?;
     cancel_on_signal(app.shutdown_token());
     app.run_until_stopped().await
+}
+
+async fn dead_letters(settings: &Settings, action: DeadLetterAction) -> anyhow::Result<()> {
+    use plaidhook::deadletters;
+    let (channel, publisher, shutdown) = deadletters::connect(settings).await?;
+    let result = match action {
+        DeadLetterAction::List { limit, json } => {
+            let depth = deadletters::depth(&channel, publisher.topology()).await?;
+            let parked = deadletters::list(&channel, publisher.topology(), limit).await?;
+            if json {
+                for message in &parked {
+                    println!("{}", serde_json::to_string(message)?);
+                }
+            } else {
+                println!("{depth} parked in {}", publisher.topology().dead_queue());
+                for m in &parked {
+                    println!(
+                        "{:<38} {:<44} from {:<24} ({})  {}",
+                        m.message_id.as_deref().unwrap_or("-"),
+                        m.kind.as_deref().unwrap_or("-"),
+                        m.from_queue.as_deref().unwrap_or("?"),
+                        m.reason.as_deref().unwrap_or("?"),
+                        m.body_preview.replace('\n', " ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        DeadLetterAction::Replay { limit } => {
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let replayed =
+                deadletters::replay(&channel, &publisher, limit.unwrap_or(usize::MAX), progress)
+                    .await?;
+            println!("replayed {replayed} message(s)");
+            Ok(())
+        }
+    };
+    shutdown.cancel();
+    result
 }

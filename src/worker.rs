@@ -11,7 +11,6 @@ use crate::app::AppState;
 
 /// Starts every consumer on `tasks`.
 pub fn spawn_consumers(state: &AppState, tasks: &TaskTracker, shutdown: &CancellationToken) {
-    // The sync worker (plaidhook.sync) and the Item-health worker (plaidhook.items) register
-    // here as they land.
-    let _ = (state, tasks, shutdown);
+    crate::sync::worker::spawn(state, tasks, shutdown);
+    tasks.spawn(crate::items::consumer::run(state.clone(), shutdown.clone()));
 }

@@ -11,11 +11,13 @@ use sqlx::Connection;
 
 const DOMAIN_TABLES: &[&str] = &[
     "accounts",
+    "alert_deliveries",
     "alerts",
     "item_status_history",
     "items",
     "outbox",
     "plaid_api_calls",
+    "rate_limit_grants",
     "sync_runs",
     "transactions",
     "webhook_spool",

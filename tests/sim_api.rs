@@ -132,19 +132,15 @@ async fn the_same_seed_gives_the_same_items_and_transactions() {
 }
 
 #[tokio::test]
-async fn fifty_thousand_transactions_sync_in_a_hundred_pages_quickly() {
+async fn fifty_thousand_transactions_sync_in_a_hundred_full_pages() {
     let handle = start(test_config()).await;
     let plaid = Plaid::new(&handle);
-    let started = Instant::now();
     let (item_id, token) = handle.sim().create_item(NewItem {
         transactions: Some(50_000),
         days_requested: Some(730),
         ..NewItem::default()
     });
-    let generated = started.elapsed();
-    let started = Instant::now();
     let (_, pages) = sync_all(&plaid, token.expose_secret(), "", 500).await;
-    let elapsed = started.elapsed();
     assert_eq!(pages.len(), 100);
     assert_eq!(
         pages
@@ -153,8 +149,6 @@ async fn fifty_thousand_transactions_sync_in_a_hundred_pages_quickly() {
             .sum::<usize>(),
         50_000
     );
-    eprintln!("generated 50,000 transactions in {generated:?}; synced them in {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
     assert_eq!(
         handle.sim().ground_truth(item_id.as_str()).unwrap().len(),
         50_000

@@ -3,7 +3,8 @@
 //! `/healthz` says the process serves HTTP. `/readyz` says this process can do its job: the
 //! database answers (needed by every role: the spool, the sync state), and for processes that
 //! consume, the broker is connected. An ingress-only process stays ready while the broker is
-//! down because verified webhooks go to the spool. `/metrics` renders Prometheus text.
+//! down because verified webhooks go to the spool, as long as the spool stays under
+//! `webhook.spool_ready_max` rows. `/metrics` renders Prometheus text.
 
 use std::time::Duration;
 
@@ -32,7 +33,18 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     .unwrap_or(false);
     let broker = state.broker.status();
     let broker_ok = !state.role.consumes() || broker != BrokerStatus::Disconnected;
-    let ready = database_ok && broker_ok;
+    // A spool that keeps growing means webhooks are arriving faster than they can be relayed:
+    // past the threshold an ingress asks to be taken out of rotation (Plaid retries elsewhere).
+    let spool_depth = if database_ok && state.role.serves_public() {
+        sqlx::query_scalar!(r#"select count(*) as "count!" from webhook_spool"#)
+            .fetch_one(&state.db)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let spool_ok = spool_depth.is_none_or(|depth| depth <= state.settings.webhook.spool_ready_max);
+    let ready = database_ok && broker_ok && spool_ok;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -43,6 +55,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "checks": {
             "database": if database_ok { "ok" } else { "unreachable" },
             "broker": broker,
+            "spool_depth": spool_depth,
         },
     });
     (status, Json(body))

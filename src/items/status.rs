@@ -1,11 +1,14 @@
 //! Item statuses and transitions.
 //!
 //! Every status change goes through [`transition`], inside the caller's transaction, so the
-//! Item row, its history and the `item.status_changed` event always agree.
+//! Item row, its history, the `item.status_changed` event and the Item's alerts always agree:
+//! entering an unhealthy status raises its alert (once), and leaving it resolves the alert.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
+
+use crate::alerts::AlertCause;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,8 +84,9 @@ pub struct Transition<'a> {
 }
 
 /// Moves the Item to `change.to` unless it is already there; records the history row and the
-/// `item.status_changed` event. Returns the previous status when it changed. The Item row is
-/// locked for the rest of the transaction, so concurrent transitions serialise.
+/// `item.status_changed` event, resolves the alerts of the status it leaves and raises the one
+/// of the status it enters. Returns the previous status when it changed. The Item row is locked
+/// for the rest of the transaction, so concurrent transitions serialise.
 pub async fn transition(
     tx: &mut Transaction<'_, Postgres>,
     item_id: Uuid,
@@ -136,5 +140,14 @@ pub async fn transition(
         }),
     )
     .await?;
+    let entered = AlertCause::for_status(change.to);
+    let cleared: Vec<AlertCause> = AlertCause::ALL
+        .into_iter()
+        .filter(|cause| Some(*cause) != entered)
+        .collect();
+    crate::alerts::resolve(tx, item_id, &cleared, change.cause).await?;
+    if let Some(cause) = entered {
+        crate::alerts::raise(tx, item_id, cause, change.error_code, change.error_message).await?;
+    }
     Ok(Some(from))
 }

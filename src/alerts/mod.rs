@@ -1,0 +1,232 @@
+//! Alerts for humans: an Item that needs attention, said once, and said again when it is fine.
+//!
+//! An alert belongs to an Item and a cause (`login_required`, `item_error`, …). At most one alert
+//! per Item and cause is open at a time — the `alerts_one_open_per_cause` unique index makes a
+//! second raise a no-op however many webhooks repeat the news — and it is resolved when the cause
+//! clears. Raising and resolving happen inside the caller's transaction (normally
+//! [`crate::items::transition`]'s), together with the `alert.raised` / `alert.resolved` outbox
+//! event and a row in `alert_deliveries` for the [`notifier`], so an alert, its event and its
+//! delivery never disagree.
+//!
+//! - `message`: the words: which Item, which user, why, since when, how to repair.
+//! - `notifier`: delivery to the optional alert webhook, retried with backoff.
+
+pub mod message;
+pub mod notifier;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::items::ItemStatus;
+pub use message::AlertContext;
+
+/// Why an alert is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertCause {
+    /// The user must log in again (ITEM_LOGIN_REQUIRED).
+    LoginRequired,
+    /// Another ITEM_ERROR.
+    ItemError,
+    /// The user's consent expires soon (PENDING_EXPIRATION).
+    PendingExpiration,
+    /// The institution will disconnect the Item (PENDING_DISCONNECT).
+    PendingDisconnect,
+    /// The user revoked access (USER_PERMISSION_REVOKED).
+    Revoked,
+}
+
+impl AlertCause {
+    pub const ALL: [AlertCause; 5] = [
+        Self::LoginRequired,
+        Self::ItemError,
+        Self::PendingExpiration,
+        Self::PendingDisconnect,
+        Self::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginRequired => "login_required",
+            Self::ItemError => "item_error",
+            Self::PendingExpiration => "pending_expiration",
+            Self::PendingDisconnect => "pending_disconnect",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|cause| cause.as_str() == value)
+    }
+
+    /// The alert an Item in `status` has open; `None` for the healthy and removed statuses.
+    pub fn for_status(status: ItemStatus) -> Option<Self> {
+        match status {
+            ItemStatus::LoginRequired => Some(Self::LoginRequired),
+            ItemStatus::Error => Some(Self::ItemError),
+            ItemStatus::PendingExpiration => Some(Self::PendingExpiration),
+            ItemStatus::PendingDisconnect => Some(Self::PendingDisconnect),
+            ItemStatus::Revoked => Some(Self::Revoked),
+            ItemStatus::Active | ItemStatus::Removed => None,
+        }
+    }
+}
+
+/// What `alert.*` events and alert webhooks carry about an alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertDocument {
+    pub id: Uuid,
+    pub cause: String,
+    pub error_code: Option<String>,
+    pub message: String,
+    pub raised_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution: Option<String>,
+    pub item: message::ItemSummary,
+    pub repair: message::Repair,
+}
+
+/// Opens an alert for `cause` unless one is already open. Returns the new alert's id, or `None`
+/// when an open one existed (nothing else is written then).
+pub async fn raise(
+    tx: &mut Transaction<'_, Postgres>,
+    item_id: Uuid,
+    cause: AlertCause,
+    error_code: Option<&str>,
+    error_message: Option<&str>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let context = AlertContext::load(tx, item_id).await?;
+    let raised_at = Utc::now();
+    let text = context.message(cause, error_code, error_message, raised_at);
+    let id = sqlx::query_scalar!(
+        "insert into alerts (id, item_id, cause, error_code, message, raised_at)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (item_id, cause) where resolved_at is null do nothing
+         returning id",
+        Uuid::now_v7(),
+        item_id,
+        cause.as_str(),
+        error_code,
+        text,
+        raised_at,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let document = AlertDocument {
+        id,
+        cause: cause.as_str().to_owned(),
+        error_code: error_code.map(str::to_owned),
+        message: text,
+        raised_at,
+        resolved_at: None,
+        resolution: None,
+        item: context.summary(),
+        repair: context.repair(cause),
+    };
+    crate::outbox::enqueue(tx, "alert.raised", Some(item_id), &document).await?;
+    enqueue_delivery(tx, id, "raised").await?;
+    metrics::counter!("plaidhook_alerts_raised_total", "cause" => cause.as_str()).increment(1);
+    tracing::info!(item.id = %item_id, alert.id = %id, alert.cause = cause.as_str(), "alert raised");
+    Ok(Some(id))
+}
+
+/// Resolves the Item's open alerts whose cause is in `causes`, with `resolution` saying why
+/// (e.g. `login_repaired`). Returns the resolved alerts' ids.
+pub async fn resolve(
+    tx: &mut Transaction<'_, Postgres>,
+    item_id: Uuid,
+    causes: &[AlertCause],
+    resolution: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let causes: Vec<String> = causes.iter().map(|c| c.as_str().to_owned()).collect();
+    let rows = sqlx::query!(
+        r#"update alerts set resolved_at = now(), resolution = $3
+           where item_id = $1 and resolved_at is null and cause = any($2)
+           returning id, cause, error_code, message, raised_at, resolved_at as "resolved_at!""#,
+        item_id,
+        &causes,
+        resolution,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let context = AlertContext::load(tx, item_id).await?;
+    let mut resolved = Vec::with_capacity(rows.len());
+    for row in rows {
+        let cause = AlertCause::parse(&row.cause).unwrap_or(AlertCause::ItemError);
+        let document = AlertDocument {
+            id: row.id,
+            cause: row.cause.clone(),
+            error_code: row.error_code,
+            message: row.message,
+            raised_at: row.raised_at,
+            resolved_at: Some(row.resolved_at),
+            resolution: Some(resolution.to_owned()),
+            item: context.summary(),
+            repair: context.repair(cause),
+        };
+        crate::outbox::enqueue(tx, "alert.resolved", Some(item_id), &document).await?;
+        enqueue_delivery(tx, row.id, "resolved").await?;
+        metrics::counter!("plaidhook_alerts_resolved_total", "cause" => cause.as_str())
+            .increment(1);
+        tracing::info!(item.id = %item_id, alert.id = %row.id, alert.cause = %row.cause, resolution, "alert resolved");
+        resolved.push(row.id);
+    }
+    Ok(resolved)
+}
+
+/// The alert as events and webhooks describe it, read back from its row.
+pub async fn document(
+    conn: &mut sqlx::PgConnection,
+    alert_id: Uuid,
+) -> Result<Option<AlertDocument>, sqlx::Error> {
+    let Some(row) = sqlx::query!(
+        "select item_id, cause, error_code, message, raised_at, resolved_at, resolution
+         from alerts where id = $1",
+        alert_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let context = AlertContext::load(conn, row.item_id).await?;
+    let cause = AlertCause::parse(&row.cause).unwrap_or(AlertCause::ItemError);
+    Ok(Some(AlertDocument {
+        id: alert_id,
+        cause: row.cause,
+        error_code: row.error_code,
+        message: row.message,
+        raised_at: row.raised_at,
+        resolved_at: row.resolved_at,
+        resolution: row.resolution,
+        item: context.summary(),
+        repair: context.repair(cause),
+    }))
+}
+
+/// Queues a delivery of the alert to the alert webhook; a second one of the same kind is a
+/// no-op (the receiver hears of each alert change once).
+pub(crate) async fn enqueue_delivery(
+    tx: &mut Transaction<'_, Postgres>,
+    alert_id: Uuid,
+    kind: &str,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query!(
+        "insert into alert_deliveries (alert_id, kind) values ($1, $2)
+         on conflict (alert_id, kind) do nothing",
+        alert_id,
+        kind,
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}

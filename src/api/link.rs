@@ -1,0 +1,321 @@
+//! Linking and repairing Items: Link tokens, the public-token exchange, and Link success.
+//!
+//! - `POST /api/v1/link/token` — a Link token for a new Item (`transactions`), for the app's
+//!   user `client_user_id`, with plaidhook's webhook URL.
+//! - `POST /api/v1/link/exchange` — the public token Link returned becomes an Item: the access
+//!   token is sealed at rest (never returned, never logged) and the first sync is requested.
+//! - `POST /api/v1/items/{id}/link-token` — an update-mode Link token (`access_token` set, no
+//!   `products`; account selection on when Plaid said new accounts are available).
+//! - `POST /api/v1/items/{id}/link-success` — the app reports the user finished update mode:
+//!   plaidhook reconciles with `/item/get`; a healthy Item returns to `active`, its alert
+//!   resolves, and it syncs.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{optional_body, parse_item_id, plaid_failure, require_text, ApiJson};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::items::reconcile::{reconcile, ReconcileError};
+use crate::items::{ItemStatus, Signal, StatusSource};
+use crate::plaid::{
+    AccessTokenRequest, ItemGetResponse, ItemPublicTokenExchangeRequest,
+    ItemPublicTokenExchangeResponse, LinkTokenCreateRequest, LinkTokenCreateResponse,
+    LinkTokenTransactions, LinkTokenUpdate, LinkTokenUser, Product, PublicToken,
+};
+use crate::store::items::LinkedItem;
+use crate::sync::{request_sync, SyncTrigger};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLinkToken {
+    /// The app's id of its user; Plaid requires it and alerts name it.
+    pub client_user_id: String,
+    /// Days of history to request (1–730; Plaid's default is 90).
+    #[serde(default)]
+    pub days_requested: Option<u32>,
+    /// OAuth redirect URI registered with Plaid, when the app uses one.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkTokenView {
+    pub link_token: String,
+    pub expiration: DateTime<Utc>,
+    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_selection_enabled: Option<bool>,
+}
+
+fn link_request(state: &AppState, client_user_id: String) -> LinkTokenCreateRequest {
+    let link = &state.settings.link;
+    LinkTokenCreateRequest {
+        client_id: None,
+        secret: None,
+        client_name: link.client_name.clone(),
+        language: link.language.clone(),
+        country_codes: link.country_codes.clone(),
+        user: Some(LinkTokenUser {
+            client_user_id,
+            email_address: None,
+            phone_number: None,
+        }),
+        products: None,
+        webhook: Some(state.webhook_url.clone()),
+        access_token: None,
+        redirect_uri: None,
+        update: None,
+        transactions: None,
+    }
+}
+
+pub async fn create_link_token(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewLinkToken>,
+) -> Result<(StatusCode, Json<LinkTokenView>), ApiError> {
+    require_text("client_user_id", &body.client_user_id, 128)?;
+    if body.days_requested.is_some_and(|d| !(1..=730).contains(&d)) {
+        return Err(ApiError::BadRequest(
+            "`days_requested` must be between 1 and 730".into(),
+        ));
+    }
+    let mut request = link_request(&state, body.client_user_id);
+    request.products = Some(vec![Product::Transactions]);
+    request.redirect_uri = body.redirect_uri;
+    request.transactions = body.days_requested.map(|days| LinkTokenTransactions {
+        days_requested: Some(days),
+    });
+    let created: LinkTokenCreateResponse = state
+        .plaid
+        .call("/link/token/create", None, &request)
+        .await
+        .map_err(plaid_failure)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LinkTokenView {
+            link_token: created.link_token.into_inner(),
+            expiration: created.expiration,
+            mode: "new_item",
+            item_id: None,
+            account_selection_enabled: None,
+        }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLinkToken {
+    /// Let the user pick accounts again; defaults to on when Plaid reported new accounts.
+    #[serde(default)]
+    pub account_selection_enabled: Option<bool>,
+}
+
+pub async fn create_update_link_token(
+    State(state): State<AppState>,
+    Path(item_id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<LinkTokenView>), ApiError> {
+    let item_id = parse_item_id(&item_id)?;
+    let body: UpdateLinkToken = optional_body(&body)?;
+    let item = sqlx::query!(
+        "select status, client_user_id, new_accounts_available from items where id = $1",
+        item_id
+    )
+    .fetch_optional(&state.db)
+    .await
+    .map_err(super::database)?
+    .ok_or(ApiError::NotFound)?;
+    if item.status == ItemStatus::Removed.as_str() {
+        return Err(ApiError::Conflict(
+            "the Item was removed; link the institution again instead".into(),
+        ));
+    }
+    let (_, access_token) = crate::store::items::credentials(&state.db, &state.tokens, item_id)
+        .await
+        .map_err(ApiError::Internal)?;
+    let account_selection = body
+        .account_selection_enabled
+        .unwrap_or(item.new_accounts_available);
+    // Plaid requires a user in update mode too; Items linked elsewhere may not have one stored.
+    let client_user_id = item
+        .client_user_id
+        .unwrap_or_else(|| format!("plaidhook-item-{item_id}"));
+    let mut request = link_request(&state, client_user_id);
+    request.access_token = Some(access_token);
+    request.update = Some(LinkTokenUpdate {
+        account_selection_enabled: Some(account_selection),
+        reauthorization_enabled: None,
+    });
+    let created: LinkTokenCreateResponse = state
+        .plaid
+        .call("/link/token/create", Some(item_id), &request)
+        .await
+        .map_err(plaid_failure)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LinkTokenView {
+            link_token: created.link_token.into_inner(),
+            expiration: created.expiration,
+            mode: "update",
+            item_id: Some(item_id),
+            account_selection_enabled: Some(account_selection),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRequest {
+    pub public_token: String,
+    /// The app's user the Item belongs to (the one the Link token was created for).
+    pub client_user_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExchangeView {
+    pub item_id: uuid::Uuid,
+    pub plaid_item_id: String,
+    pub status: &'static str,
+    /// Whether the first sync was requested; if not, the scheduler requests it.
+    pub first_sync_requested: bool,
+}
+
+pub async fn exchange_public_token(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ExchangeRequest>,
+) -> Result<(StatusCode, Json<ExchangeView>), ApiError> {
+    require_text("public_token", &body.public_token, 512)?;
+    require_text("client_user_id", &body.client_user_id, 128)?;
+    let request = ItemPublicTokenExchangeRequest {
+        client_id: None,
+        secret: None,
+        public_token: PublicToken::new(body.public_token),
+    };
+    let exchanged: ItemPublicTokenExchangeResponse = state
+        .plaid
+        .call("/item/public_token/exchange", None, &request)
+        .await
+        .map_err(plaid_failure)?;
+    // The institution, for alerts and listings; the Item is linked even if this fails.
+    let details: Option<ItemGetResponse> = state
+        .plaid
+        .call(
+            "/item/get",
+            None,
+            &AccessTokenRequest {
+                client_id: None,
+                secret: None,
+                access_token: exchanged.access_token.clone(),
+            },
+        )
+        .await
+        .ok();
+    let institution_id = details
+        .as_ref()
+        .and_then(|d| d.item.item.institution_id.clone());
+    let institution_name = details
+        .as_ref()
+        .and_then(|d| d.item.item.institution_name.clone());
+    let plaid_item_id = exchanged.item_id.as_str().to_owned();
+    let item_id = crate::store::items::link(
+        &state.db,
+        &state.tokens,
+        LinkedItem {
+            plaid_item_id: &plaid_item_id,
+            access_token: &exchanged.access_token,
+            client_user_id: Some(&body.client_user_id),
+            institution_id: institution_id.as_deref(),
+            institution_name: institution_name.as_deref(),
+        },
+    )
+    .await
+    .map_err(super::database)?;
+    tracing::info!(item.id = %item_id, plaid.item_id = %plaid_item_id, "Item linked");
+    let first_sync_requested = match request_sync(
+        &state.publisher,
+        state.settings.plaid.environment.as_str(),
+        &plaid_item_id,
+        SyncTrigger::Exchange,
+    )
+    .await
+    {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(item.id = %item_id, error = %error, "first sync not requested; the scheduler will request it");
+            false
+        }
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(ExchangeView {
+            item_id,
+            plaid_item_id,
+            status: ItemStatus::Active.as_str(),
+            first_sync_requested,
+        }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSuccess {
+    /// Link's `link_session_id`, kept in the log for support.
+    #[serde(default)]
+    pub link_session_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkSuccessView {
+    pub item_id: uuid::Uuid,
+    pub previous_status: ItemStatus,
+    pub status: ItemStatus,
+    /// Whether a sync was requested (the Item is healthy).
+    pub sync_requested: bool,
+}
+
+pub async fn link_success(
+    State(state): State<AppState>,
+    Path(item_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<LinkSuccessView>, ApiError> {
+    let item_id = parse_item_id(&item_id)?;
+    let body: LinkSuccess = optional_body(&body)?;
+    tracing::info!(item.id = %item_id, link.session_id = body.link_session_id.as_deref().unwrap_or("-"), "Link success reported");
+    let reconciled = reconcile(
+        &state,
+        item_id,
+        Signal::LinkSuccess,
+        StatusSource::Api,
+        None,
+    )
+    .await
+    .map_err(|error| match error {
+        ReconcileError::NotFound(_) => ApiError::NotFound,
+        ReconcileError::Plaid(error) => plaid_failure(error),
+        ReconcileError::Database(error) => super::database(error),
+        ReconcileError::Token(error) => ApiError::Internal(error),
+    })?;
+    if reconciled.from == ItemStatus::Removed {
+        return Err(ApiError::Conflict("the Item was removed".into()));
+    }
+    let healthy = matches!(
+        reconciled.to,
+        ItemStatus::Active | ItemStatus::PendingExpiration
+    );
+    if healthy {
+        crate::items::consumer::request_repaired_sync(&state, &reconciled.plaid_item_id).await;
+    }
+    Ok(Json(LinkSuccessView {
+        item_id,
+        previous_status: reconciled.from,
+        status: reconciled.to,
+        sync_requested: healthy,
+    }))
+}

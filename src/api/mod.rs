@@ -1,0 +1,173 @@
+//! The management API, served on the internal listener under `/api/v1/…`.
+//!
+//! Every route here requires a bearer token (`auth`); `/healthz`, `/readyz` and `/metrics` live
+//! on the same listener outside this router and stay open for probes and scrapers. Errors are
+//! `{"error": {"code", "message"}}` with the stable codes of [`crate::error::ApiError`]; a
+//! malformed body is a 400 that says what is wrong, before anything is changed.
+//!
+//! - `auth`: bearer tokens, stored as SHA-256 hashes, compared in constant time.
+//! - `link`: Link tokens (new Item and update mode), public-token exchange, Link success.
+//! - `items`: listing, reading and removing Items.
+//! - `actions`: balances on demand and manual sync.
+//! - `openapi`: the OpenAPI document at `/api/openapi.json`.
+
+pub mod actions;
+pub mod auth;
+pub mod items;
+pub mod link;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::FromRequest;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::items::{transition, ItemStatus, StatusSource, Transition};
+use crate::plaid::client::PlaidCallError;
+use crate::plaid::{ErrorType, PlaidError};
+
+/// The API's routes, authenticated, with their state applied.
+pub fn router(state: AppState) -> Router {
+    let auth = Arc::new(auth::ApiAuth::from_settings(&state.settings.api));
+    Router::new()
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/v1/link/token", post(link::create_link_token))
+        .route("/api/v1/link/exchange", post(link::exchange_public_token))
+        .route("/api/v1/items", get(items::list))
+        .route(
+            "/api/v1/items/{item_id}",
+            get(items::get).delete(items::remove),
+        )
+        .route("/api/v1/items/{item_id}/remove", post(items::remove))
+        .route(
+            "/api/v1/items/{item_id}/link-token",
+            post(link::create_update_link_token),
+        )
+        .route(
+            "/api/v1/items/{item_id}/link-success",
+            post(link::link_success),
+        )
+        .route(
+            "/api/v1/items/{item_id}/balances/refresh",
+            post(actions::refresh_balances),
+        )
+        .route("/api/v1/items/{item_id}/sync", post(actions::manual_sync))
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth::require_bearer,
+        ))
+        .with_state(state)
+}
+
+/// A JSON body whose rejection is a 400 `bad_request` saying what is wrong with it.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::BadRequest(format!("invalid request body: {}", rejection.body_text()))
+    }
+}
+
+/// Parses an optional JSON body: empty means `T::default()`.
+pub fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    // axum's decoder names the offending field (`update.x: invalid type …`).
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(value)| value)
+        .map_err(ApiError::from)
+}
+
+/// The Item id in a path, or a 400 that says it is not one.
+pub fn parse_item_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not an Item id (a UUID)")))
+}
+
+/// A string field that must be present and not blank, up to `max` characters.
+pub fn require_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::BadRequest(format!("`{field}` must not be empty")));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::BadRequest(format!(
+            "`{field}` must be at most {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// What a failed Plaid call means for the API's client.
+pub fn plaid_failure(error: PlaidCallError) -> ApiError {
+    match error {
+        PlaidCallError::Plaid { error, .. } => {
+            if error.error_type == ErrorType::RateLimitExceeded {
+                ApiError::RateLimited(format!(
+                    "Plaid rate limit ({}): try again later",
+                    error.error_code
+                ))
+            } else {
+                ApiError::Plaid {
+                    plaid_code: error.error_code.as_str().to_owned(),
+                    message: error.error_message,
+                }
+            }
+        }
+        other => ApiError::Unavailable(anyhow::Error::new(other).context("calling Plaid")),
+    }
+}
+
+/// An ITEM_ERROR met on an API call is news about the Item's health: record it as the sync
+/// worker does, through `transition` (which raises the alert).
+pub async fn record_item_error(
+    state: &AppState,
+    item_id: Uuid,
+    error: &PlaidCallError,
+) -> Result<(), ApiError> {
+    let Some(plaid) = error.plaid_error() else {
+        return Ok(());
+    };
+    if plaid.error_type != ErrorType::ItemError {
+        return Ok(());
+    }
+    let to = crate::items::status_for_error(&plaid.error_code);
+    move_item(state, item_id, to, "item_error", Some(plaid)).await
+}
+
+async fn move_item(
+    state: &AppState,
+    item_id: Uuid,
+    to: ItemStatus,
+    cause: &str,
+    error: Option<&PlaidError>,
+) -> Result<(), ApiError> {
+    let mut tx = state.db.begin().await.map_err(database)?;
+    transition(
+        &mut tx,
+        item_id,
+        Transition {
+            to,
+            cause,
+            error_code: error.map(|e| e.error_code.as_str()),
+            error_message: error.map(|e| e.error_message.as_str()),
+            source: StatusSource::Api,
+        },
+    )
+    .await
+    .map_err(database)?;
+    tx.commit().await.map_err(database)
+}
+
+/// A database failure as the client sees it: unavailable, try again.
+pub fn database(error: sqlx::Error) -> ApiError {
+    ApiError::Unavailable(anyhow::Error::new(error).context("database"))
+}

@@ -1,0 +1,204 @@
+//! The OpenAPI 3.1 document of the management API, served at `GET /api/openapi.json`.
+//!
+//! Hand-written next to the handlers it describes (a test checks that every operation in it
+//! answers 401 without a token, so a route missing here is noticed).
+
+use axum::Json;
+use serde_json::{json, Value};
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    json!({ "description": description,
+            "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn body(schema: &str, required: bool) -> Value {
+    json!({ "required": required,
+            "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+/// An operation with the error answers every operation can give.
+fn operation(summary: &str, success: (&str, Value), request: Option<Value>, item: bool) -> Value {
+    let mut responses = json!({
+        "400": error_response("Malformed request (`bad_request`); nothing was changed"),
+        "401": error_response("Missing or wrong bearer token (`unauthorized`)"),
+        "502": error_response("Plaid refused the call (`plaid_error`, with `plaid_error_code`)"),
+        "503": error_response("A dependency is unavailable (`unavailable`); retry"),
+    });
+    responses[success.0] = success.1;
+    if item {
+        responses["404"] = error_response("No such Item (`not_found`)");
+        responses["409"] = error_response("The Item was removed (`conflict`)");
+    }
+    let mut op = json!({ "summary": summary, "responses": responses });
+    if item {
+        op["parameters"] = json!([{ "name": "item_id", "in": "path", "required": true,
+                                     "schema": { "type": "string", "format": "uuid" } }]);
+    }
+    if let Some(request) = request {
+        op["requestBody"] = request;
+    }
+    op
+}
+
+/// The document.
+pub fn spec() -> Value {
+    let item_statuses = json!([
+        "active",
+        "login_required",
+        "pending_expiration",
+        "pending_disconnect",
+        "revoked",
+        "error",
+        "removed"
+    ]);
+    let mut list = operation(
+        "List Items, optionally by status",
+        ("200", ok("A page of Items", "ItemList")),
+        None,
+        false,
+    );
+    list["parameters"] = json!([
+        { "name": "status", "in": "query", "schema": { "type": "string", "enum": item_statuses } },
+        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 100 } },
+        { "name": "after", "in": "query", "description": "`next_after` of the previous page",
+          "schema": { "type": "string", "format": "uuid" } },
+    ]);
+    let mut sync = operation(
+        "Manual sync: /transactions/refresh, then a sync (rate-limited per Item)",
+        ("202", ok("Sync requested", "SyncRequested")),
+        None,
+        true,
+    );
+    sync["responses"]["429"] =
+        error_response("Too soon after the last manual sync (`rate_limited`)");
+    let remove = operation(
+        "Remove the Item (/item/remove); its status becomes removed",
+        ("200", ok("The removed Item", "Item")),
+        Some(body("RemoveRequest", false)),
+        true,
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "plaidhook management API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Link tokens, public-token exchange, Items and their health, balances and syncs. \
+                            Every operation requires `Authorization: Bearer <token>`. Errors are \
+                            `{\"error\": {\"code\", \"message\"}}` with stable codes."
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/api/openapi.json": { "get": operation("This document", ("200", json!({"description": "OpenAPI document"})), None, false) },
+            "/api/v1/link/token": { "post": operation("Create a Link token for a new Item (transactions)",
+                ("201", ok("Link token", "LinkToken")), Some(body("NewLinkToken", true)), false) },
+            "/api/v1/link/exchange": { "post": operation(
+                "Exchange Link's public token: store the Item (access token sealed, never returned) and request its first sync",
+                ("201", ok("The new Item", "Exchanged")), Some(body("Exchange", true)), false) },
+            "/api/v1/items": { "get": list },
+            "/api/v1/items/{item_id}": {
+                "get": operation("An Item with accounts, balances, last sync, open alerts and history",
+                    ("200", ok("The Item", "ItemDetail")), None, true),
+                "delete": remove.clone(),
+            },
+            "/api/v1/items/{item_id}/remove": { "post": remove },
+            "/api/v1/items/{item_id}/link-token": { "post": operation(
+                "Create an update-mode Link token to repair the Item",
+                ("201", ok("Link token", "LinkToken")), Some(body("UpdateLinkToken", false)), true) },
+            "/api/v1/items/{item_id}/link-success": { "post": operation(
+                "Report that the user finished Link in update mode: reconciled with /item/get; a healthy Item becomes active, its alert resolves and it syncs",
+                ("200", ok("The outcome", "LinkSuccessResult")), Some(body("LinkSuccess", false)), true) },
+            "/api/v1/items/{item_id}/balances/refresh": { "post": operation(
+                "Fetch real-time balances (/accounts/balance/get; can take 30 s or more)",
+                ("200", ok("Accounts with fresh balances", "Balances")), None, true) },
+            "/api/v1/items/{item_id}/sync": { "post": sync },
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": schemas(item_statuses),
+        }
+    })
+}
+
+fn schemas(item_statuses: Value) -> Value {
+    let money = json!({ "type": ["string", "null"], "description": "decimal amount" });
+    let time = json!({ "type": ["string", "null"], "format": "date-time" });
+    json!({
+        "Error": { "type": "object", "required": ["error"], "properties": { "error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": { "type": "string", "enum": ["unauthorized", "bad_request", "not_found",
+                          "conflict", "rate_limited", "plaid_error", "payload_too_large",
+                          "unavailable", "internal"] },
+                "message": { "type": "string" },
+                "plaid_error_code": { "type": "string" } } } } },
+        "NewLinkToken": { "type": "object", "required": ["client_user_id"], "additionalProperties": false,
+            "properties": { "client_user_id": { "type": "string", "maxLength": 128 },
+                            "days_requested": { "type": "integer", "minimum": 1, "maximum": 730 },
+                            "redirect_uri": { "type": "string" } } },
+        "UpdateLinkToken": { "type": "object", "additionalProperties": false,
+            "properties": { "account_selection_enabled": { "type": "boolean" } } },
+        "LinkToken": { "type": "object", "properties": {
+            "link_token": { "type": "string" }, "expiration": time,
+            "mode": { "enum": ["new_item", "update"] }, "item_id": { "type": "string", "format": "uuid" },
+            "account_selection_enabled": { "type": "boolean" } } },
+        "Exchange": { "type": "object", "required": ["public_token", "client_user_id"], "additionalProperties": false,
+            "properties": { "public_token": { "type": "string" }, "client_user_id": { "type": "string" } } },
+        "Exchanged": { "type": "object", "properties": {
+            "item_id": { "type": "string", "format": "uuid" }, "plaid_item_id": { "type": "string" },
+            "status": { "type": "string" }, "first_sync_requested": { "type": "boolean" } } },
+        "LinkSuccess": { "type": "object", "additionalProperties": false,
+            "properties": { "link_session_id": { "type": "string" } } },
+        "LinkSuccessResult": { "type": "object", "properties": {
+            "item_id": { "type": "string", "format": "uuid" },
+            "previous_status": { "enum": item_statuses.clone() }, "status": { "enum": item_statuses.clone() },
+            "sync_requested": { "type": "boolean" } } },
+        "RemoveRequest": { "type": "object", "additionalProperties": false, "properties": {
+            "reason_code": { "type": "string" }, "reason_note": { "type": "string", "maxLength": 512 } } },
+        "SyncRequested": { "type": "object", "properties": {
+            "item_id": { "type": "string", "format": "uuid" }, "sync_requested": { "type": "boolean" } } },
+        "Item": { "type": "object", "properties": {
+            "id": { "type": "string", "format": "uuid" }, "plaid_item_id": { "type": "string" },
+            "client_user_id": { "type": ["string", "null"] }, "institution_id": { "type": ["string", "null"] },
+            "institution_name": { "type": ["string", "null"] }, "status": { "enum": item_statuses },
+            "error_code": { "type": ["string", "null"] }, "error_message": { "type": ["string", "null"] },
+            "consent_expires_at": time, "new_accounts_available": { "type": "boolean" },
+            "last_synced_at": time, "last_webhook_at": time, "removed_at": time,
+            "created_at": time, "updated_at": time } },
+        "ItemList": { "type": "object", "properties": {
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/Item" } },
+            "next_after": { "type": ["string", "null"], "format": "uuid" } } },
+        "Account": { "type": "object", "properties": {
+            "account_id": { "type": "string" }, "name": { "type": "string" },
+            "official_name": { "type": ["string", "null"] }, "mask": { "type": ["string", "null"] },
+            "type": { "type": "string" }, "subtype": { "type": ["string", "null"] },
+            "balances": { "type": "object", "properties": {
+                "available": money.clone(), "current": money.clone(), "limit": money,
+                "iso_currency_code": { "type": ["string", "null"] },
+                "unofficial_currency_code": { "type": ["string", "null"] }, "updated_at": time } } } },
+        "Balances": { "type": "object", "properties": {
+            "item_id": { "type": "string", "format": "uuid" },
+            "accounts": { "type": "array", "items": { "$ref": "#/components/schemas/Account" } } } },
+        "ItemDetail": { "allOf": [ { "$ref": "#/components/schemas/Item" }, { "type": "object", "properties": {
+            "accounts": { "type": "array", "items": { "$ref": "#/components/schemas/Account" } },
+            "last_sync": { "type": ["object", "null"], "properties": {
+                "id": { "type": "string" }, "trigger": { "type": "string" }, "outcome": { "type": "string" },
+                "added": { "type": "integer" }, "modified": { "type": "integer" }, "removed": { "type": "integer" },
+                "error_code": { "type": ["string", "null"] }, "started_at": time, "finished_at": time } },
+            "open_alerts": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "string" }, "cause": { "type": "string" }, "error_code": { "type": ["string", "null"] },
+                "message": { "type": "string" }, "raised_at": time } } },
+            "history": { "type": "array", "items": { "type": "object", "properties": {
+                "from_status": { "type": ["string", "null"] }, "to_status": { "type": "string" },
+                "cause": { "type": "string" }, "error_code": { "type": ["string", "null"] },
+                "error_message": { "type": ["string", "null"] },
+                "source": { "enum": ["webhook", "api", "sync", "operator", "scheduler"] }, "at": time } } } } } ] },
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}

@@ -1,0 +1,178 @@
+//! The safety net: what webhooks may have missed, found on a timer.
+//!
+//! Plaid's webhooks can be lost (an outage longer than Plaid's 24 h of redeliveries, a wrong
+//! webhook URL) and a sync request can fail to publish. Each round, in one worker across all
+//! replicas (a transaction-scoped advisory lock):
+//! - Items that should sync (`active`, `pending_expiration`) with no successful sync for
+//!   `scheduler.stale_after_secs` get a sync request (at most one per period per Item);
+//! - Items in `login_required`, `error`, `revoked` or `pending_disconnect` not reconciled for
+//!   `scheduler.error_recheck_secs` are re-checked with `/item/get`, so an Item Plaid quietly
+//!   healed comes back (and syncs) without waiting for a webhook;
+//! - open `pending_expiration` alerts whose consent ends within
+//!   `scheduler.expiration_reminder_secs` get one reminder delivery (`alert.reminder`).
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::items::reconcile::reconcile;
+use crate::items::{Signal, StatusSource};
+use crate::sync::{request_sync, SyncTrigger};
+
+/// Advisory lock key of the scheduler: one round at a time across replicas.
+const SCHEDULER_LOCK_KEY: i64 = 0x706c_6169_6473_6368;
+/// Items handled per kind and round; the rest wait for the next round.
+const ROUND_LIMIT: i64 = 200;
+
+/// What one round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoundReport {
+    /// False when another replica held the round.
+    pub ran: bool,
+    pub syncs_requested: usize,
+    pub rechecked: usize,
+    pub reminders: usize,
+}
+
+/// Runs rounds every `scheduler.interval_secs` until `shutdown`.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let settings = &state.settings.scheduler;
+    if !settings.enabled {
+        return;
+    }
+    let interval = Duration::from_secs(settings.interval_secs);
+    loop {
+        match round(&state).await {
+            Ok(report) if report.ran => tracing::debug!(?report, "scheduler round"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "scheduler round failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One round of the safety net.
+pub async fn round(state: &AppState) -> anyhow::Result<RoundReport> {
+    let settings = &state.settings.scheduler;
+    let mut guard = state.db.begin().await?;
+    let locked: bool = sqlx::query_scalar!(
+        r#"select pg_try_advisory_xact_lock($1) as "locked!""#,
+        SCHEDULER_LOCK_KEY
+    )
+    .fetch_one(&mut *guard)
+    .await?;
+    if !locked {
+        return Ok(RoundReport::default());
+    }
+    let mut report = RoundReport {
+        ran: true,
+        ..Default::default()
+    };
+
+    let stale_after = settings.stale_after_secs as f64;
+    let stale = sqlx::query!(
+        "select id, plaid_item_id from items
+         where status in ('active', 'pending_expiration')
+           and coalesce(last_synced_at, created_at) < now() - make_interval(secs => $1)
+           and (scheduler_sync_requested_at is null
+                or scheduler_sync_requested_at < now() - make_interval(secs => $1))
+         order by coalesce(last_synced_at, created_at) limit $2",
+        stale_after,
+        ROUND_LIMIT,
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let environment = state.settings.plaid.environment.as_str();
+    for item in stale {
+        if let Err(error) = request_sync(
+            &state.publisher,
+            environment,
+            &item.plaid_item_id,
+            SyncTrigger::Scheduler,
+        )
+        .await
+        {
+            tracing::warn!(item.id = %item.id, error = %error, "scheduler could not request a sync");
+            break;
+        }
+        sqlx::query!(
+            "update items set scheduler_sync_requested_at = now() where id = $1",
+            item.id
+        )
+        .execute(&state.db)
+        .await?;
+        report.syncs_requested += 1;
+    }
+
+    let recheck_after = settings.error_recheck_secs as f64;
+    let unhealthy = sqlx::query_scalar!(
+        "select id from items
+         where status in ('login_required', 'error', 'revoked', 'pending_disconnect')
+           and coalesce(health_checked_at, updated_at) < now() - make_interval(secs => $1)
+         order by coalesce(health_checked_at, updated_at) limit $2",
+        recheck_after,
+        ROUND_LIMIT,
+    )
+    .fetch_all(&state.db)
+    .await?;
+    for item_id in unhealthy {
+        match reconcile(
+            state,
+            item_id,
+            Signal::Recheck,
+            StatusSource::Scheduler,
+            None,
+        )
+        .await
+        {
+            Ok(reconciled) => {
+                report.rechecked += 1;
+                if reconciled.repaired() {
+                    crate::items::consumer::request_repaired_sync(state, &reconciled.plaid_item_id)
+                        .await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(item.id = %item_id, error = %error, "scheduler re-check failed")
+            }
+        }
+    }
+
+    report.reminders = remind_expirations(state, settings.expiration_reminder_secs as f64).await?;
+    guard.commit().await?;
+    Ok(report)
+}
+
+/// One reminder per open `pending_expiration` alert whose consent ends within `within_secs`.
+async fn remind_expirations(state: &AppState, within_secs: f64) -> anyhow::Result<usize> {
+    let due = sqlx::query!(
+        "select a.id, a.item_id from alerts a join items i on i.id = a.item_id
+         where a.cause = 'pending_expiration' and a.resolved_at is null
+           and i.consent_expires_at is not null
+           and i.consent_expires_at < now() + make_interval(secs => $1)
+           and not exists (select 1 from alert_deliveries d
+                           where d.alert_id = a.id and d.kind = 'reminder')
+         limit $2",
+        within_secs,
+        ROUND_LIMIT,
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let mut reminded = 0;
+    for alert in due {
+        let mut tx = state.db.begin().await?;
+        if crate::alerts::enqueue_delivery(&mut tx, alert.id, "reminder").await? {
+            if let Some(document) = crate::alerts::document(&mut tx, alert.id).await? {
+                crate::outbox::enqueue(&mut tx, "alert.reminder", Some(alert.item_id), &document)
+                    .await?;
+            }
+            reminded += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(reminded)
+}

@@ -1,0 +1,114 @@
+//! The `transactions.synced` events a sync writes to the outbox, in its own transaction.
+//!
+//! One run's changes go out as one event, or as numbered chunks of at most
+//! `sync.event_chunk_size` transactions for a large run (an initial sync of 50,000 would be tens
+//! of megabytes in one message). Each event has its own id, assigned when the run commits and
+//! carried as the AMQP `message_id` on every relay attempt, so subscribers de-duplicate on it.
+//! A run that changed nothing writes no event. The schema is documented in the README.
+
+use serde::Serialize;
+use sqlx::{Postgres, Transaction as PgTransaction};
+use uuid::Uuid;
+
+use super::fetch::{ChangeKind, Changes};
+use crate::plaid::{RemovedTransaction, Transaction};
+
+/// Routing key and `type` of the event.
+pub const TRANSACTIONS_SYNCED: &str = "transactions.synced";
+
+/// The run the events describe.
+pub struct SyncedRun<'a> {
+    pub item_id: Uuid,
+    pub plaid_item_id: &'a str,
+    pub sync_run_id: Uuid,
+    pub trigger: &'a str,
+    pub cursor_reset: bool,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    added: usize,
+    modified: usize,
+    removed: usize,
+}
+
+/// The event's `data`.
+#[derive(Serialize)]
+struct SyncedData<'a> {
+    plaid_item_id: &'a str,
+    sync_run_id: Uuid,
+    trigger: &'a str,
+    /// 1-based; `chunks` in all for this run.
+    chunk: usize,
+    chunks: usize,
+    cursor_reset: bool,
+    /// The whole run's counts, the same in every chunk.
+    totals: &'a Totals,
+    added: Vec<&'a Transaction>,
+    modified: Vec<&'a Transaction>,
+    removed: Vec<&'a RemovedTransaction>,
+}
+
+enum Entry<'a> {
+    Added(&'a Transaction),
+    Modified(&'a Transaction),
+    Removed(&'a RemovedTransaction),
+}
+
+/// Writes the run's events; returns how many.
+pub async fn enqueue_synced(
+    tx: &mut PgTransaction<'_, Postgres>,
+    run: &SyncedRun<'_>,
+    changes: &Changes,
+    chunk_size: usize,
+) -> Result<usize, sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let totals = Totals {
+        added: changes.count(ChangeKind::Added),
+        modified: changes.count(ChangeKind::Modified),
+        removed: changes.removed.len(),
+    };
+    // Added first, then modified, then removed: a subscriber applying chunks in order sees a
+    // posted transaction before the removal of the pending one it replaces.
+    let entries: Vec<Entry<'_>> = changes
+        .upserts
+        .values()
+        .filter(|(kind, _)| *kind == ChangeKind::Added)
+        .map(|(_, t)| Entry::Added(t))
+        .chain(
+            changes
+                .upserts
+                .values()
+                .filter(|(kind, _)| *kind == ChangeKind::Modified)
+                .map(|(_, t)| Entry::Modified(t)),
+        )
+        .chain(changes.removed.values().map(Entry::Removed))
+        .collect();
+    let chunk_size = chunk_size.max(1);
+    let chunks = entries.len().div_ceil(chunk_size);
+    for (index, chunk) in entries.chunks(chunk_size).enumerate() {
+        let mut data = SyncedData {
+            plaid_item_id: run.plaid_item_id,
+            sync_run_id: run.sync_run_id,
+            trigger: run.trigger,
+            chunk: index + 1,
+            chunks,
+            cursor_reset: run.cursor_reset,
+            totals: &totals,
+            added: Vec::new(),
+            modified: Vec::new(),
+            removed: Vec::new(),
+        };
+        for entry in chunk {
+            match entry {
+                Entry::Added(t) => data.added.push(t),
+                Entry::Modified(t) => data.modified.push(t),
+                Entry::Removed(r) => data.removed.push(r),
+            }
+        }
+        crate::outbox::enqueue(tx, TRANSACTIONS_SYNCED, Some(run.item_id), &data).await?;
+    }
+    Ok(chunks)
+}

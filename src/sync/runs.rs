@@ -1,0 +1,132 @@
+//! The `sync_runs` rows: one per run, opened as `running` when the run starts (so runs in flight
+//! and runs that died are visible) and closed with what it did, its outcome, and Plaid's
+//! request ids, the ones Plaid support asks for.
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::fetch::Progress;
+
+/// How a run ended (the `sync_runs.outcome` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    Succeeded,
+    /// A transient failure; the request is retried through the backoff queues.
+    Retrying,
+    /// A permanent failure; the request is parked.
+    Failed,
+    /// Plaid reported an Item error; recorded on the Item.
+    ItemError,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::ItemError => "item_error",
+        }
+    }
+}
+
+/// Opens a run. Called with the Item's lock held, so a run of this Item still marked `running`
+/// belongs to a worker that died mid-sync; it is closed as failed.
+pub async fn start(
+    conn: &mut PgConnection,
+    item_id: Uuid,
+    trigger: &str,
+) -> Result<Uuid, sqlx::Error> {
+    let lost = sqlx::query!(
+        "update sync_runs set outcome = 'failed', error_code = 'WORKER_LOST',
+                error_message = 'the worker running this sync stopped before it finished',
+                finished_at = now()
+         where item_id = $1 and outcome = 'running'",
+        item_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    if lost.rows_affected() > 0 {
+        tracing::warn!(item.id = %item_id, "a previous sync of this Item died mid-run; resuming from its stored cursor");
+    }
+    let run_id = Uuid::now_v7();
+    sqlx::query!(
+        "insert into sync_runs (id, item_id, trigger) values ($1, $2, $3)",
+        run_id,
+        item_id,
+        trigger
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "update items set last_sync_started_at = now() where id = $1",
+        item_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(run_id)
+}
+
+/// What a finished run records.
+pub struct RunRecord<'a> {
+    pub outcome: RunOutcome,
+    pub progress: &'a Progress,
+    pub added: usize,
+    pub modified: usize,
+    pub removed: usize,
+    pub error_code: Option<&'a str>,
+    pub error_message: Option<&'a str>,
+    /// Time spent fetching from Plaid, rate-limit waits included.
+    pub fetch: Duration,
+}
+
+fn as_i32(n: usize) -> i32 {
+    n.min(i32::MAX as usize) as i32
+}
+
+fn millis(d: Duration) -> i32 {
+    d.as_millis().min(i32::MAX as u128) as i32
+}
+
+/// Closes a run; on success this runs inside the sync's transaction, as its last statement.
+/// `finished_at` is the statement's clock, not the transaction's start (`now()`), so a run's
+/// span covers its writes and two runs of one Item can be checked not to overlap.
+pub async fn finish(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    record: RunRecord<'_>,
+) -> Result<(), sqlx::Error> {
+    let progress = record.progress;
+    sqlx::query!(
+        "update sync_runs set outcome = $2, pages = $3, pagination_restarts = $4, cursor_reset = $5,
+                added = $6, modified = $7, removed = $8, error_code = $9, error_message = $10,
+                plaid_request_ids = $11, fetch_ms = $12, rate_limit_wait_ms = $13,
+                finished_at = clock_timestamp()
+         where id = $1",
+        run_id,
+        record.outcome.as_str(),
+        progress.pages.min(i32::MAX as u32) as i32,
+        progress.restarts.min(i32::MAX as u32) as i32,
+        progress.cursor_reset,
+        as_i32(record.added),
+        as_i32(record.modified),
+        as_i32(record.removed),
+        record.error_code,
+        record.error_message,
+        &progress.request_ids,
+        millis(record.fetch),
+        millis(progress.rate_limit_wait),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts a finished run in the metrics.
+pub fn observe(outcome: RunOutcome, duration: Duration) {
+    metrics::counter!("plaidhook_sync_runs_total", "outcome" => outcome.as_str()).increment(1);
+    metrics::histogram!("plaidhook_sync_run_duration_seconds", "outcome" => outcome.as_str())
+        .record(duration.as_secs_f64());
+}

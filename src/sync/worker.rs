@@ -1,0 +1,390 @@
+//! The sync worker: the consumer of `plaidhook.sync`.
+//!
+//! Each message (Plaid's SYNC_UPDATES_AVAILABLE, a legacy transactions webhook, or plaidhook's
+//! own sync request) is a hint that an Item has changes. The worker marks the Item dirty, takes
+//! its lock (or leaves the work to the sync already running, see `lock`), runs syncs while the
+//! Item stays dirty, and only then settles the message, so a message is acknowledged after the
+//! commit of the sync that covers it. How each failure ends:
+//! - an Item error (ITEM_LOGIN_REQUIRED, revoked consent, …): the Item's status moves through
+//!   `items::transition`, the run is recorded as `item_error`, the message is acknowledged;
+//! - rate limits, Plaid 5xx, timeouts, database trouble: `Retry`, through the delay queues;
+//! - what retrying cannot fix (page cap, a request Plaid calls invalid): `Park`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sqlx::{Connection, PgPool};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use super::apply::{self, Commit, Committed};
+use super::fetch::{Failure, Fetcher, Progress};
+use super::limits::SyncRateLimiter;
+use super::lock::{self, ItemLock};
+use super::request::{SyncTrigger, SYNC_REQUESTED_CODE};
+use super::runs::{self, RunOutcome, RunRecord};
+use crate::app::AppState;
+use crate::broker::consumer::{self, ConsumerSpec, Message, Outcome};
+use crate::config::SyncSettings;
+use crate::crypto::TokenCipher;
+use crate::items::{ItemStatus, StatusSource, Transition};
+use crate::plaid::client::PlaidClient;
+use crate::webhook::WebhookEnvelope;
+
+/// Recorded as the trigger of the extra runs a dirty Item gets.
+const COALESCED: &str = "coalesced";
+
+/// Starts the consumer of `plaidhook.sync` on `tasks`.
+pub fn spawn(state: &AppState, tasks: &TaskTracker, shutdown: &CancellationToken) {
+    let worker = Arc::new(SyncWorker::new(state, shutdown.clone()));
+    let queue = state.topology.sync_queue();
+    let spec = ConsumerSpec {
+        name: "sync",
+        retry_queues: state.topology.retry_queues(&queue),
+        queue,
+        prefetch: state.settings.rabbitmq.prefetch,
+    };
+    tasks.spawn(consumer::run(
+        state.broker.clone(),
+        state.publisher.clone(),
+        spec,
+        move |message| {
+            let worker = worker.clone();
+            async move { worker.handle(message).await }
+        },
+        shutdown.clone(),
+    ));
+}
+
+/// Everything a sync needs; shared by the consumer's in-flight messages.
+pub struct SyncWorker {
+    db: PgPool,
+    plaid: PlaidClient,
+    tokens: TokenCipher,
+    settings: SyncSettings,
+    limiter: SyncRateLimiter,
+    /// Bounds concurrent syncs: each holds a database connection for its whole run.
+    slots: Semaphore,
+    shutdown: CancellationToken,
+}
+
+/// How one run ended, for the loop around it.
+enum RunEnd {
+    Succeeded,
+    Stop(Outcome),
+}
+
+/// The sync a message asks for, if it asks for one.
+fn trigger_of(envelope: &WebhookEnvelope) -> Option<SyncTrigger> {
+    match envelope.webhook_code.as_str() {
+        SYNC_REQUESTED_CODE => {
+            #[derive(serde::Deserialize)]
+            struct Body {
+                trigger: Option<SyncTrigger>,
+            }
+            let body: Option<Body> = serde_json::from_str(envelope.body.get()).ok();
+            Some(body.and_then(|b| b.trigger).unwrap_or(SyncTrigger::Manual))
+        }
+        // The legacy transactions webhooks mean the same for an Item on /transactions/sync.
+        "SYNC_UPDATES_AVAILABLE"
+        | "DEFAULT_UPDATE"
+        | "INITIAL_UPDATE"
+        | "HISTORICAL_UPDATE"
+        | "TRANSACTIONS_REMOVED" => Some(SyncTrigger::Webhook),
+        _ => None,
+    }
+}
+
+impl SyncWorker {
+    pub fn new(state: &AppState, shutdown: CancellationToken) -> Self {
+        let settings = state.settings.sync.clone();
+        Self {
+            db: state.db.clone(),
+            plaid: state.plaid.clone(),
+            tokens: state.tokens.clone(),
+            limiter: SyncRateLimiter::new(&settings, &state.settings.plaid.client_id),
+            slots: Semaphore::new(settings.concurrency as usize),
+            settings,
+            shutdown,
+        }
+    }
+
+    /// Handles one message of `plaidhook.sync`.
+    pub async fn handle(&self, message: Message) -> Outcome {
+        let envelope: WebhookEnvelope = match serde_json::from_slice(&message.body) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                return Outcome::Park {
+                    reason: format!("not a webhook envelope: {error}"),
+                }
+            }
+        };
+        let Some(trigger) = trigger_of(&envelope) else {
+            tracing::debug!(webhook.code = %envelope.webhook_code, "not a sync hint; ignored");
+            return Outcome::Ack;
+        };
+        let Some(plaid_item_id) = envelope.item_id.as_deref() else {
+            return Outcome::Park {
+                reason: format!("{} without an item_id", envelope.webhook_code),
+            };
+        };
+        let item = sqlx::query!(
+            "select id, status from items where plaid_item_id = $1",
+            plaid_item_id
+        )
+        .fetch_optional(&self.db)
+        .await;
+        let item = match item {
+            Ok(Some(item)) => item,
+            Ok(None) => {
+                // Plaid may notify about an Item before the exchange committed, or after it
+                // was removed here; either way there is nothing of ours to sync.
+                tracing::warn!(plaid.item_id = %plaid_item_id, "sync hint for an unknown Item; ignored");
+                return Outcome::Ack;
+            }
+            Err(error) => {
+                return Outcome::Retry {
+                    reason: format!("looking up the Item: {error}"),
+                }
+            }
+        };
+        if item.status == ItemStatus::Removed.as_str() {
+            return Outcome::Ack;
+        }
+        match self.sync_item(item.id, trigger.as_str()).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(item.id = %item.id, error = %error, "sync failed on the database");
+                Outcome::Retry {
+                    reason: format!("database: {error}"),
+                }
+            }
+        }
+    }
+
+    /// Coalesces the request into the Item's single flight of syncs; see `lock`.
+    #[tracing::instrument(skip_all, fields(item.id = %item_id, sync.trigger = trigger))]
+    async fn sync_item(&self, item_id: Uuid, trigger: &str) -> Result<Outcome, sqlx::Error> {
+        lock::mark_dirty(&self.db, item_id).await?;
+        if lock::is_held(&self.db, item_id).await? {
+            metrics::counter!("plaidhook_sync_coalesced_total").increment(1);
+            return Ok(Outcome::Ack);
+        }
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let mut trigger = trigger;
+        loop {
+            let Some(mut lock) = ItemLock::try_acquire(&self.db, item_id).await? else {
+                metrics::counter!("plaidhook_sync_coalesced_total").increment(1);
+                return Ok(Outcome::Ack);
+            };
+            let ended = self.run_while_dirty(&mut lock, item_id, trigger).await;
+            lock.release().await;
+            if let Some(outcome) = ended? {
+                return Ok(outcome);
+            }
+            // A request that marked the Item after our last look, while we still held the
+            // lock, left the work to us.
+            if !lock::is_dirty(&self.db, item_id).await? {
+                return Ok(Outcome::Ack);
+            }
+            trigger = COALESCED;
+        }
+    }
+
+    /// Runs while the Item is dirty. `Some` ends the message with that outcome.
+    async fn run_while_dirty(
+        &self,
+        lock: &mut ItemLock,
+        item_id: Uuid,
+        trigger: &str,
+    ) -> Result<Option<Outcome>, sqlx::Error> {
+        let mut trigger = trigger;
+        loop {
+            if self.shutdown.is_cancelled() {
+                // The mark stays set; the retried message (or the next request) picks it up.
+                return Ok(Some(Outcome::Retry {
+                    reason: "shutting down".into(),
+                }));
+            }
+            if !lock.take_dirty().await? {
+                return Ok(None);
+            }
+            match self.run_once(lock, item_id, trigger).await? {
+                RunEnd::Succeeded => trigger = COALESCED,
+                RunEnd::Stop(outcome) => return Ok(Some(outcome)),
+            }
+        }
+    }
+
+    /// One sync run: fetch, then commit or record the failure.
+    async fn run_once(
+        &self,
+        lock: &mut ItemLock,
+        item_id: Uuid,
+        trigger: &str,
+    ) -> Result<RunEnd, sqlx::Error> {
+        let started = Instant::now();
+        let run_id = runs::start(lock.conn(), item_id, trigger).await?;
+        let mut progress = Progress::default();
+        let (plaid_item_id, token) =
+            match crate::store::items::credentials(&self.db, &self.tokens, item_id).await {
+                Ok(credentials) => credentials,
+                Err(error) => {
+                    let failure = match error.downcast_ref::<sqlx::Error>() {
+                        Some(_) => Failure::Transient {
+                            code: None,
+                            message: format!("{error:#}"),
+                        },
+                        None => Failure::Permanent {
+                            code: Some("ACCESS_TOKEN_UNREADABLE".into()),
+                            message: format!("{error:#}"),
+                        },
+                    };
+                    return self
+                        .record_failure(lock, item_id, run_id, &progress, failure, started)
+                        .await;
+                }
+            };
+        let stored_cursor =
+            sqlx::query_scalar!("select sync_cursor from items where id = $1", item_id)
+                .fetch_one(lock.conn())
+                .await?;
+        let fetcher = Fetcher {
+            plaid: &self.plaid,
+            limiter: &self.limiter,
+            settings: &self.settings,
+            shutdown: &self.shutdown,
+        };
+        let fetched = fetcher
+            .fetch(
+                lock.conn(),
+                item_id,
+                &token,
+                stored_cursor.clone(),
+                &mut progress,
+            )
+            .await;
+        let fetched = match fetched {
+            Ok(fetched) => fetched,
+            Err(failure) => {
+                return self
+                    .record_failure(lock, item_id, run_id, &progress, failure, started)
+                    .await
+            }
+        };
+        let commit = Commit {
+            item_id,
+            plaid_item_id: &plaid_item_id,
+            run_id,
+            trigger,
+            stored_cursor: stored_cursor.as_deref(),
+            progress: &progress,
+            fetch: started.elapsed(),
+        };
+        match apply::commit(lock.conn(), &self.settings, commit, fetched).await {
+            Ok(Committed::Applied {
+                added,
+                modified,
+                removed,
+            }) => {
+                runs::observe(RunOutcome::Succeeded, started.elapsed());
+                tracing::info!(
+                    pages = progress.pages,
+                    added,
+                    modified,
+                    removed,
+                    restarts = progress.restarts,
+                    cursor_reset = progress.cursor_reset,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "sync committed"
+                );
+                Ok(RunEnd::Succeeded)
+            }
+            Ok(Committed::Superseded) => {
+                let failure = Failure::Transient {
+                    code: Some("SUPERSEDED".into()),
+                    message: "the Item's cursor moved during the sync; syncing again".into(),
+                };
+                self.record_failure(lock, item_id, run_id, &progress, failure, started)
+                    .await
+            }
+            Err(error) => {
+                // Best effort: the run row says why, otherwise the next run closes it as lost.
+                let message = error.to_string();
+                let failure = Failure::Transient {
+                    code: Some("DATABASE".into()),
+                    message,
+                };
+                let _ = self
+                    .record_failure(lock, item_id, run_id, &progress, failure, started)
+                    .await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Records a failed run and decides what becomes of the message.
+    async fn record_failure(
+        &self,
+        lock: &mut ItemLock,
+        item_id: Uuid,
+        run_id: Uuid,
+        progress: &Progress,
+        failure: Failure,
+        started: Instant,
+    ) -> Result<RunEnd, sqlx::Error> {
+        let (outcome, end) = match &failure {
+            Failure::Item(_) => (RunOutcome::ItemError, Outcome::Ack),
+            Failure::Transient { .. } => (
+                RunOutcome::Retrying,
+                Outcome::Retry {
+                    reason: failure.message(),
+                },
+            ),
+            Failure::Permanent { .. } => (
+                RunOutcome::Failed,
+                Outcome::Park {
+                    reason: failure.message(),
+                },
+            ),
+        };
+        let message = failure.message();
+        let record = RunRecord {
+            outcome,
+            progress,
+            added: 0,
+            modified: 0,
+            removed: 0,
+            error_code: failure.code(),
+            error_message: Some(&message),
+            fetch: started.elapsed(),
+        };
+        let mut tx = lock.conn().begin().await?;
+        if let Failure::Item(error) = &failure {
+            let to = crate::items::status_for_error(&error.error_code);
+            crate::items::transition(
+                &mut tx,
+                item_id,
+                Transition {
+                    to,
+                    cause: "item_error",
+                    error_code: Some(error.error_code.as_str()),
+                    error_message: Some(&error.error_message),
+                    source: StatusSource::Sync,
+                },
+            )
+            .await?;
+        }
+        runs::finish(&mut tx, run_id, record).await?;
+        tx.commit().await?;
+        runs::observe(outcome, started.elapsed());
+        tracing::warn!(outcome = outcome.as_str(), error.code = failure.code().unwrap_or("-"), reason = %message, "sync did not complete");
+        Ok(RunEnd::Stop(end))
+    }
+}
