@@ -59,12 +59,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 pub async fn round(state: &AppState) -> anyhow::Result<RoundReport> {
     let settings = &state.settings.scheduler;
     let mut guard = state.db.begin().await?;
-    let locked: bool = sqlx::query_scalar!(
-        r#"select pg_try_advisory_xact_lock($1) as "locked!""#,
-        SCHEDULER_LOCK_KEY
-    )
-    .fetch_one(&mut *guard)
-    .await?;
+    let locked = crate::store::try_xact_lock(&mut guard, SCHEDULER_LOCK_KEY).await?;
     if !locked {
         return Ok(RoundReport::default());
     }

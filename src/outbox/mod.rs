@@ -92,12 +92,7 @@ impl OutboxRelay {
     /// Publishes one batch; returns how many rows it published.
     pub async fn relay_batch(&self) -> anyhow::Result<usize> {
         let mut tx = self.db.begin().await?;
-        let locked: bool = sqlx::query_scalar!(
-            r#"select pg_try_advisory_xact_lock($1) as "locked!""#,
-            RELAY_LOCK_KEY
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let locked = crate::store::try_xact_lock(&mut tx, RELAY_LOCK_KEY).await?;
         if !locked {
             return Ok(0);
         }

@@ -61,6 +61,18 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Takes the transaction-scoped advisory lock `key` if it is free; false if another session
+/// holds it. The lock is released when `tx` ends. Background loops that must run one at a time
+/// across replicas (spool relay, outbox relay, scheduler) take one per round.
+pub async fn try_xact_lock(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    key: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"select pg_try_advisory_xact_lock($1) as "locked!""#, key)
+        .fetch_one(&mut **tx)
+        .await
+}
+
 /// True when a trivial query answers within the pool's acquire timeout.
 pub async fn is_reachable(pool: &PgPool) -> bool {
     sqlx::query("select 1").execute(pool).await.is_ok()

@@ -97,12 +97,7 @@ impl Spool {
 
     async fn relay_batch(&self, publisher: &Publisher) -> Result<RelayRound, sqlx::Error> {
         let mut tx = self.db.begin().await?;
-        let locked: bool = sqlx::query_scalar!(
-            r#"select pg_try_advisory_xact_lock($1) as "locked!""#,
-            RELAY_LOCK_KEY
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let locked = crate::store::try_xact_lock(&mut tx, RELAY_LOCK_KEY).await?;
         if !locked {
             return Ok(RelayRound::OtherRelay);
         }

@@ -389,22 +389,13 @@ impl World {
         }
     }
 
-    /// Polls `check` every 50 ms until it holds or `within` passes.
-    pub async fn eventually<F, Fut>(&self, within: Duration, mut check: F) -> bool
+    /// Polls `check` until it holds or `within` passes.
+    pub async fn eventually<F, Fut>(&self, within: Duration, check: F) -> bool
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if check().await {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::common::eventually(within, check).await
     }
 
     /// Deletes the world's broker namespace and stops the simulator.
