@@ -123,3 +123,75 @@ async fn a_parked_message_is_listed_without_being_consumed_and_replayed_to_its_q
     topology.delete(&channel).await.unwrap();
     shutdown.cancel();
 }
+
+mod api_support;
+
+#[tokio::test]
+async fn the_api_lists_a_parked_message_and_replays_it() {
+    use reqwest::Method;
+
+    let harness = api_support::start(&[]).await;
+    let app = &harness.app;
+    // Nothing parked yet (and the call declares the topology if no one has yet).
+    let (status, empty) = harness.call(Method::GET, "/api/v1/dead-letters", None).await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["depth"], 0);
+
+    // Something the Item-health consumer can never handle parks at once.
+    let channel = common::amqp_channel().await.unwrap();
+    let publisher_channel = common::amqp_channel().await.unwrap();
+    publisher_channel
+        .basic_publish(
+            app.topology.webhooks_exchange().into(),
+            "ITEM.ERROR".into(),
+            Default::default(),
+            b"not an envelope",
+            lapin::BasicProperties::default().with_message_id("broken-1".into()),
+        )
+        .await
+        .unwrap();
+    let parked = app
+        .eventually(Duration::from_secs(15), || async {
+            deadletters::depth(&channel, &app.topology).await.unwrap() == 1
+        })
+        .await;
+    assert!(parked, "the unreadable message parked");
+
+    let (status, listed) = harness
+        .call(Method::GET, "/api/v1/dead-letters?limit=5", None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["depth"], 1);
+    assert_eq!(listed["messages"][0]["message_id"], "broken-1");
+    assert_eq!(
+        listed["messages"][0]["from_queue"],
+        app.topology.items_queue()
+    );
+
+    let (status, bad) = harness
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(serde_json::json!({ "limit": 0 })),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+
+    let (status, replayed) = harness
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(serde_json::json!({ "limit": 10 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["replayed"], 1);
+    // Replayed to plaidhook.items, the consumer parks it again: the round trip is visible.
+    let parked_again = app
+        .eventually(Duration::from_secs(15), || async {
+            deadletters::depth(&channel, &app.topology).await.unwrap() == 1
+        })
+        .await;
+    assert!(parked_again);
+    harness.app.stop().await.unwrap();
+}

@@ -9,10 +9,12 @@
 //! - `link`: Link tokens (new Item and update mode), public-token exchange, Link success.
 //! - `items`: listing, reading and removing Items.
 //! - `actions`: balances on demand and manual sync.
+//! - `deadletters`: listing and replaying what parked in `plaidhook.dead`.
 //! - `openapi`: the OpenAPI document at `/api/openapi.json`.
 
 pub mod actions;
 pub mod auth;
+pub mod deadletters;
 pub mod items;
 pub mod link;
 pub mod openapi;
@@ -58,6 +60,8 @@ pub fn router(state: AppState) -> Router {
             post(actions::refresh_balances),
         )
         .route("/api/v1/items/{item_id}/sync", post(actions::manual_sync))
+        .route("/api/v1/dead-letters", get(deadletters::list))
+        .route("/api/v1/dead-letters/replay", post(deadletters::replay))
         .route_layer(axum::middleware::from_fn_with_state(
             auth,
             auth::require_bearer,

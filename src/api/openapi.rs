@@ -116,6 +116,25 @@ pub fn spec() -> Value {
                 "Fetch real-time balances (/accounts/balance/get; can take 30 s or more)",
                 ("200", ok("Accounts with fresh balances", "Balances")), None, true) },
             "/api/v1/items/{item_id}/sync": { "post": sync },
+            "/api/v1/dead-letters": { "get": {
+                "summary": "Messages parked in plaidhook.dead (they stay parked)",
+                "parameters": [{ "name": "limit", "in": "query", "required": false,
+                                 "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 } }],
+                "responses": {
+                    "200": ok("Depth and the oldest parked messages", "DeadLetters"),
+                    "400": error_response("Malformed query (`bad_request`)"),
+                    "401": error_response("Missing or wrong bearer token (`unauthorized`)"),
+                    "503": error_response("RabbitMQ unavailable (`unavailable`)"),
+                } } },
+            "/api/v1/dead-letters/replay": { "post": {
+                "summary": "Publish parked messages back to the queue each came from, oldest first",
+                "requestBody": body("ReplayRequest", false),
+                "responses": {
+                    "200": ok("How many were replayed, and how many stay parked", "Replayed"),
+                    "400": error_response("Malformed request (`bad_request`); nothing was changed"),
+                    "401": error_response("Missing or wrong bearer token (`unauthorized`)"),
+                    "503": error_response("RabbitMQ unavailable (`unavailable`)"),
+                } } },
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
@@ -127,7 +146,7 @@ pub fn spec() -> Value {
 fn schemas(item_statuses: Value) -> Value {
     let money = json!({ "type": ["string", "null"], "description": "decimal amount" });
     let time = json!({ "type": ["string", "null"], "format": "date-time" });
-    json!({
+    let mut schemas = json!({
         "Error": { "type": "object", "required": ["error"], "properties": { "error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": { "type": "string", "enum": ["unauthorized", "bad_request", "not_found",
@@ -196,9 +215,35 @@ fn schemas(item_statuses: Value) -> Value {
                 "cause": { "type": "string" }, "error_code": { "type": ["string", "null"] },
                 "error_message": { "type": ["string", "null"] },
                 "source": { "enum": ["webhook", "api", "sync", "operator", "scheduler"] }, "at": time } } } } } ] },
-    })
+    });
+    schemas
+        .as_object_mut()
+        .expect("an object literal")
+        .extend(dead_letter_schemas());
+    schemas
 }
 
 pub async fn document() -> Json<Value> {
     Json(spec())
+}
+
+/// The dead-letter operations' schemas (a separate literal: one `json!` this size would exceed
+/// the macro recursion limit).
+fn dead_letter_schemas() -> serde_json::Map<String, Value> {
+    let schemas = json!({
+        "DeadLetters": { "type": "object", "properties": {
+            "depth": { "type": "integer" },
+            "messages": { "type": "array", "items": { "type": "object", "properties": {
+                "message_id": { "type": ["string", "null"] }, "kind": { "type": ["string", "null"] },
+                "from_queue": { "type": ["string", "null"] }, "reason": { "type": ["string", "null"] },
+                "body_preview": { "type": "string" } } } } } },
+        "ReplayRequest": { "type": "object", "additionalProperties": false,
+            "properties": { "limit": { "type": "integer", "minimum": 1, "maximum": 1000 } } },
+        "Replayed": { "type": "object", "properties": {
+            "replayed": { "type": "integer" }, "depth": { "type": "integer" } } }
+    });
+    match schemas {
+        Value::Object(map) => map,
+        _ => unreachable!("an object literal"),
+    }
 }
