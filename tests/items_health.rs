@@ -214,7 +214,10 @@ async fn webhooks_the_simulator_reorders_leave_the_item_as_item_get_reports() {
     sim.complete_update_mode(&plaid_item_id);
     sim.reset_login(&plaid_item_id);
     reconciled(&h, item_id, 5).await;
-    let item = h.item(item_id).await;
+    // The /item/get call is logged before its reconciliation commits: wait for the status.
+    let item = h
+        .item_until(item_id, WITHIN, |i| i["status"] == "login_required")
+        .await;
     assert_eq!(item["status"], "login_required", "{item}");
     assert_eq!(transitions_to(&item, "login_required"), 1, "{item}");
     assert_eq!(transitions_to(&item, "active"), 1, "only the link: {item}");
@@ -329,7 +332,11 @@ async fn login_repaired_before_error_and_ten_copies_of_error_follow_item_get_wit
     set_truth(&h, &plaid_item_id, true);
     deliver(&h, item_webhook(&plaid_item_id, "LOGIN_REPAIRED")).await;
     reconciled(&h, item_id, 1).await;
-    assert_eq!(h.item(item_id).await["status"], "login_required");
+    // The /item/get call is logged before its reconciliation commits: wait for the status.
+    let item = h
+        .item_until(item_id, WITHIN, |i| i["status"] == "login_required")
+        .await;
+    assert_eq!(item["status"], "login_required", "{item}");
 
     for _ in 0..10 {
         deliver(&h, item_webhook(&plaid_item_id, "ERROR")).await;
@@ -344,7 +351,9 @@ async fn login_repaired_before_error_and_ten_copies_of_error_follow_item_get_wit
     set_truth(&h, &plaid_item_id, false);
     deliver(&h, item_webhook(&plaid_item_id, "ERROR")).await;
     reconciled(&h, item_id, 12).await;
-    let item = h.item(item_id).await;
+    let item = h
+        .item_until(item_id, WITHIN, |i| i["status"] == "active")
+        .await;
     assert_eq!(item["status"], "active", "{item}");
     assert_eq!(h.alert_counts(item_id, "login_required").await, (0, 1));
     h.app.stop().await.unwrap();
