@@ -59,6 +59,8 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Re-seal every stored access token under `tokens.active_key_id` (after a key rotation).
+    ResealTokens,
     /// Print the RabbitMQ topology as a definitions file (for `load_definitions`).
     Topology {
         /// Virtual host the definitions are for.

@@ -36,6 +36,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::DeadLetters { action } => return dead_letters(&settings, action).await,
         Command::Demo { items } => return plaidhook::demo::run(settings, items).await,
+        Command::ResealTokens => {
+            let tokens = plaidhook::crypto::TokenCipher::new(
+                &settings.tokens.active_key_id,
+                &settings.tokens.keys,
+            )?;
+            let db = plaidhook::store::lazy_pool(&settings.database)?;
+            let resealed = plaidhook::store::items::reseal_tokens(&db, &tokens).await?;
+            println!(
+                "re-sealed {resealed} access token(s) under key `{}`",
+                tokens.active_key_id()
+            );
+            return Ok(());
+        }
         Command::Topology { vhost } => {
             let topology = plaidhook::broker::Topology::new(
                 &settings.rabbitmq.namespace,

@@ -133,7 +133,9 @@ async fn the_api_lists_a_parked_message_and_replays_it() {
     let harness = api_support::start(&[]).await;
     let app = &harness.app;
     // Nothing parked yet (and the call declares the topology if no one has yet).
-    let (status, empty) = harness.call(Method::GET, "/api/v1/dead-letters", None).await;
+    let (status, empty) = harness
+        .call(Method::GET, "/api/v1/dead-letters", None)
+        .await;
     assert_eq!(status, 200, "{empty}");
     assert_eq!(empty["depth"], 0);
 

@@ -281,7 +281,17 @@ async fn the_binary_refuses_to_start_on_a_bad_setting_and_says_which() {
 
 #[tokio::test]
 async fn every_subcommand_has_help() {
-    for subcommand in ["serve", "worker", "all", "migrate", "sim"] {
+    for subcommand in [
+        "serve",
+        "worker",
+        "all",
+        "migrate",
+        "sim",
+        "demo",
+        "dead-letters",
+        "reseal-tokens",
+        "topology",
+    ] {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_plaidhook"))
             .args([subcommand, "--help"])
             .output()

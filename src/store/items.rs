@@ -98,3 +98,40 @@ pub async fn credentials(
     let token = tokens.open(&row.plaid_item_id, &sealed)?;
     Ok((row.plaid_item_id, token))
 }
+
+/// Re-seals every access token sealed under a key other than the active one; returns how many.
+/// Run after switching `tokens.active_key_id`: once it reports 0, old keys can be dropped.
+/// Each row is updated only if it still holds the ciphertext that was read, so a concurrent
+/// re-link is never overwritten with an older token.
+pub async fn reseal_tokens(db: &PgPool, tokens: &TokenCipher) -> anyhow::Result<u64> {
+    let stale = sqlx::query!(
+        "select id, plaid_item_id, access_token_ciphertext, access_token_nonce, access_token_key_id
+         from items where access_token_key_id <> $1",
+        tokens.active_key_id()
+    )
+    .fetch_all(db)
+    .await?;
+    let mut resealed = 0;
+    for row in stale {
+        let sealed = SealedToken {
+            key_id: row.access_token_key_id,
+            nonce: row.access_token_nonce,
+            ciphertext: row.access_token_ciphertext,
+        };
+        let token = tokens.open(&row.plaid_item_id, &sealed)?;
+        let fresh = tokens.seal(&row.plaid_item_id, &token);
+        let updated = sqlx::query!(
+            "update items set access_token_ciphertext = $2, access_token_nonce = $3, access_token_key_id = $4
+             where id = $1 and access_token_ciphertext = $5",
+            row.id,
+            fresh.ciphertext,
+            fresh.nonce,
+            fresh.key_id,
+            sealed.ciphertext,
+        )
+        .execute(db)
+        .await?;
+        resealed += updated.rows_affected();
+    }
+    Ok(resealed)
+}
