@@ -5,10 +5,11 @@
 //! null (so a rotation Plaid announced is learned too). A key with `expired_at` set is never
 //! trusted again.
 //!
-//! Two protections keep forged traffic from turning into traffic to Plaid: misses are fetched
-//! one at a time (concurrent misses for one kid share the single fetch: the second finds the
-//! key cached when it gets the lock), kids Plaid rejected are remembered for a while, and
-//! fetches for unknown kids have a budget per minute.
+//! Concurrent misses for one kid share a single fetch: each kid has a gate, and whoever waited
+//! at it finds the key cached when it gets through. Misses for different kids do not wait for
+//! each other. Two protections keep forged traffic from turning into traffic to Plaid: kids
+//! Plaid rejected are remembered for a while, and fetches for unknown kids have a budget per
+//! minute.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -54,7 +55,10 @@ pub enum KeyError {
 pub struct KeyCache {
     client: PlaidClient,
     keys: RwLock<HashMap<String, Arc<CachedKey>>>,
-    fetch: Mutex<FetchState>,
+    /// One gate per kid being fetched; removed once its fetch is done.
+    gates: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Unknown kids and the fetch budget; held only briefly, never across a fetch.
+    fetch: std::sync::Mutex<FetchState>,
 }
 
 struct FetchState {
@@ -100,7 +104,8 @@ impl KeyCache {
         Self {
             client,
             keys: RwLock::new(HashMap::new()),
-            fetch: Mutex::new(FetchState {
+            gates: std::sync::Mutex::new(HashMap::new()),
+            fetch: std::sync::Mutex::new(FetchState {
                 unknown: HashMap::new(),
                 window_started: Instant::now(),
                 fetches_in_window: 0,
@@ -117,17 +122,35 @@ impl KeyCache {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
-        let mut state = self.fetch.lock().await;
-        // Another request may have fetched it while this one waited for the lock.
+        let gate = self
+            .gates
+            .lock()
+            .expect("key gates lock")
+            .entry(kid.to_owned())
+            .or_default()
+            .clone();
+        let _through = gate.lock().await;
+        let result = self.fetch_through_gate(kid).await;
+        // Whoever waited at this gate has seen the outcome (cached key or remembered unknown
+        // kid); a later miss makes a new gate.
+        self.gates.lock().expect("key gates lock").remove(kid);
+        result
+    }
+
+    async fn fetch_through_gate(&self, kid: &str) -> Result<Arc<CachedKey>, KeyError> {
+        // Another request may have fetched it while this one waited at the gate.
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
-        if state.recently_unknown(kid) {
-            return Err(KeyError::Unknown);
-        }
-        if !state.take_budget() {
-            metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "budget_exhausted").increment(1);
-            return Err(KeyError::Unavailable("key fetch budget exhausted".into()));
+        {
+            let mut state = self.fetch.lock().expect("key fetch state lock");
+            if state.recently_unknown(kid) {
+                return Err(KeyError::Unknown);
+            }
+            if !state.take_budget() {
+                metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "budget_exhausted").increment(1);
+                return Err(KeyError::Unavailable("key fetch budget exhausted".into()));
+            }
         }
         let still_valid: Vec<String> = self
             .keys
@@ -153,7 +176,10 @@ impl KeyCache {
             Err(KeyError::Unknown) => {
                 metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "unknown")
                     .increment(1);
-                state.remember_unknown(kid);
+                self.fetch
+                    .lock()
+                    .expect("key fetch state lock")
+                    .remember_unknown(kid);
                 Err(KeyError::Unknown)
             }
             Err(other) => {
