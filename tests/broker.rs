@@ -5,31 +5,7 @@ mod common;
 use std::time::Duration;
 
 use lapin::options::{BasicGetOptions, BasicRejectOptions};
-use plaidhook::broker::{Broker, PublishError, Publisher, Topology};
-use tokio_util::sync::CancellationToken;
-
-fn test_topology(delivery_limit: u32) -> Topology {
-    Topology::new(
-        &format!("test-{}", uuid::Uuid::new_v4().simple()),
-        delivery_limit,
-    )
-}
-
-async fn publisher_for(topology: &Topology) -> (Publisher, CancellationToken) {
-    let shutdown = CancellationToken::new();
-    let broker = Broker::start(
-        common::amqp_url().into(),
-        "plaidhook-test",
-        shutdown.clone(),
-    );
-    tokio::time::timeout(Duration::from_secs(15), broker.connected())
-        .await
-        .expect("RabbitMQ connects");
-    (
-        Publisher::new(broker, topology.clone(), Duration::from_secs(2)),
-        shutdown,
-    )
-}
+use plaidhook::broker::{Broker, PublishError, Topology};
 
 #[test]
 fn the_definitions_file_in_deploy_is_the_topology_the_service_declares() {
@@ -45,8 +21,8 @@ fn the_definitions_file_in_deploy_is_the_topology_the_service_declares() {
 
 #[tokio::test]
 async fn a_publish_nobody_can_route_is_a_failure_not_a_silent_drop() {
-    let topology = test_topology(5);
-    let (publisher, shutdown) = publisher_for(&topology).await;
+    let topology = common::test_topology(5);
+    let (publisher, shutdown) = common::publisher_for(&topology).await;
     let exchange = topology.webhooks_exchange();
     let routed = publisher
         .publish(
@@ -75,8 +51,8 @@ async fn a_publish_nobody_can_route_is_a_failure_not_a_silent_drop() {
 #[tokio::test]
 async fn declaring_twice_is_harmless_and_a_message_past_its_delivery_limit_parks_in_the_dead_queue()
 {
-    let topology = test_topology(2);
-    let (publisher, shutdown) = publisher_for(&topology).await;
+    let topology = common::test_topology(2);
+    let (publisher, shutdown) = common::publisher_for(&topology).await;
     let channel = common::amqp_channel().await.unwrap();
     topology
         .declare(&channel)
@@ -145,8 +121,8 @@ async fn a_retried_message_comes_back_after_its_delay_and_a_parked_one_lands_in_
     use plaidhook::broker::consumer::{run, ConsumerSpec, Message, Outcome};
     use std::sync::{Arc, Mutex};
 
-    let topology = test_topology(5);
-    let (publisher, shutdown) = publisher_for(&topology).await;
+    let topology = common::test_topology(5);
+    let (publisher, shutdown) = common::publisher_for(&topology).await;
     let publisher = Arc::new(publisher);
     let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
     let spec = ConsumerSpec {

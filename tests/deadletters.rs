@@ -5,23 +5,12 @@ mod common;
 use std::time::Duration;
 
 use lapin::options::{BasicGetOptions, BasicRejectOptions};
-use plaidhook::broker::{Broker, Publisher, Topology};
 use plaidhook::deadletters;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn a_parked_message_is_listed_without_being_consumed_and_replayed_to_its_queue() {
-    let topology = Topology::new(&format!("test-{}", uuid::Uuid::new_v4().simple()), 5);
-    let shutdown = CancellationToken::new();
-    let broker = Broker::start(
-        common::amqp_url().into(),
-        "plaidhook-test",
-        shutdown.clone(),
-    );
-    tokio::time::timeout(Duration::from_secs(15), broker.connected())
-        .await
-        .unwrap();
-    let publisher = Publisher::new(broker, topology.clone(), Duration::from_secs(2));
+    let topology = common::test_topology(5);
+    let (publisher, shutdown) = common::publisher_for(&topology).await;
     let channel = common::amqp_channel().await.unwrap();
 
     // Park one message the way a consumer does: reject it without requeue.
