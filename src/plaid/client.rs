@@ -230,9 +230,13 @@ struct CallRecord {
     duration_ms: i32,
 }
 
-/// Best effort: losing a call-log row must never fail the call it describes.
+/// How long recording a call may add to it: with the database away, a webhook's key fetch must
+/// not wait out the pool's acquire timeout (Plaid gives up on a delivery after 10 s).
+const CALL_LOG_DEADLINE: Duration = Duration::from_millis(500);
+
+/// Best effort: losing a call-log row must never fail, nor noticeably delay, the call it describes.
 async fn record_call(pool: &PgPool, call: CallRecord) {
-    let result = sqlx::query!(
+    let insert = sqlx::query!(
         "insert into plaid_api_calls (method, item_id, request_id, http_status, error_type, error_code, duration_ms)
          values ($1, $2, $3, $4, $5, $6, $7)",
         call.method,
@@ -243,9 +247,15 @@ async fn record_call(pool: &PgPool, call: CallRecord) {
         call.error_code,
         call.duration_ms,
     )
-    .execute(pool)
-    .await;
-    if let Err(error) = result {
-        tracing::warn!(plaid.method = call.method, error = %error, "could not record the Plaid call");
+    .execute(pool);
+    match tokio::time::timeout(CALL_LOG_DEADLINE, insert).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(plaid.method = call.method, error = %error, "could not record the Plaid call")
+        }
+        Err(_) => tracing::warn!(
+            plaid.method = call.method,
+            "recording the Plaid call timed out"
+        ),
     }
 }

@@ -1,0 +1,71 @@
+//! The database going away under a running plaidhook: nothing accepted is lost, and the Item
+//! ends equal to Plaid once it is back.
+//!
+//! The app reaches PostgreSQL through a TCP proxy the test cuts and restores; the database
+//! itself (shared by the other tests) keeps running.
+
+mod common;
+mod sync_support;
+
+use std::time::Duration;
+
+use common::proxy::TcpProxy;
+use plaidhook::app::Role;
+use plaidhook::sync::SyncTrigger;
+use sync_support::World;
+
+#[tokio::test]
+async fn a_database_outage_during_a_sync_loses_no_webhook_and_the_item_ends_equal_to_plaid() {
+    let world = World::new(sync_support::sim_config()).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    proxy.bring_up();
+    let proxied = format!("postgres://postgres@{}/{}", proxy.addr, world.database.name);
+    let node = world
+        .node(
+            Role::All,
+            &[
+                ("PLAIDHOOK__DATABASE__URL", &proxied),
+                ("PLAIDHOOK__DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
+            ],
+        )
+        .await;
+    let item = world.link(Some(node.webhook_url()), 300).await;
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    world.assert_in_step(&item, Duration::from_secs(30)).await;
+
+    // The database goes away; the bank moves on and Plaid says so with a webhook.
+    proxy.take_down();
+    let delivered_before = world.sim().deliveries().len();
+    world
+        .sim()
+        .advance(&item.plaid_item_id, 3)
+        .expect("the Item exists");
+    // The ingress needs no database to accept it: the broker confirms.
+    let accepted = world
+        .eventually(Duration::from_secs(15), || async {
+            world.sim().deliveries()[delivered_before..]
+                .iter()
+                .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200))
+        })
+        .await;
+    assert!(
+        accepted,
+        "the webhook was answered 200 with the database away"
+    );
+    // The sync cannot write; its message waits in a delay queue rather than being lost.
+    let waiting = world
+        .eventually(Duration::from_secs(15), || async {
+            world.queue_depth("plaidhook.sync.retry.1s").await.0 > 0
+                || world.queue_depth("plaidhook.sync.retry.5s").await.0 > 0
+        })
+        .await;
+    assert!(waiting, "the failed sync is waiting to be retried");
+    assert!(!world.in_step(&item).await, "nothing could be written yet");
+
+    // The database is back: the retried sync brings the Item level with Plaid.
+    proxy.bring_up();
+    world.assert_in_step(&item, Duration::from_secs(60)).await;
+    node.stop().await;
+    world.finish().await;
+}
