@@ -69,3 +69,56 @@ async fn a_database_outage_during_a_sync_loses_no_webhook_and_the_item_ends_equa
     node.stop().await;
     world.finish().await;
 }
+
+#[tokio::test]
+async fn after_a_broker_outage_the_consumers_come_back_and_the_item_ends_equal_to_plaid() {
+    let world = World::new(sync_support::sim_config()).await;
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    proxy.bring_up();
+    let broker = format!("amqp://guest:guest@{}/%2f?heartbeat=2", proxy.addr);
+    let node = world
+        .node(
+            Role::All,
+            &[
+                ("PLAIDHOOK__RABBITMQ__URL", &broker),
+                ("PLAIDHOOK__RABBITMQ__PUBLISH_TIMEOUT_MS", "500"),
+            ],
+        )
+        .await;
+    let item = world.link(Some(node.webhook_url()), 300).await;
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    world.assert_in_step(&item, Duration::from_secs(30)).await;
+
+    // The broker goes away for a while: connections cut, reconnects refused.
+    proxy.take_down();
+    let lost = world
+        .eventually(Duration::from_secs(15), || async {
+            node.state.broker.status() == plaidhook::broker::BrokerStatus::Disconnected
+        })
+        .await;
+    assert!(lost, "the node noticed the broker was gone");
+    // Meanwhile the bank moves on; Plaid's webhook is accepted into the spool.
+    let delivered_before = world.sim().deliveries().len();
+    world
+        .sim()
+        .advance(&item.plaid_item_id, 2)
+        .expect("the Item exists");
+    let accepted = world
+        .eventually(Duration::from_secs(15), || async {
+            world.sim().deliveries()[delivered_before..]
+                .iter()
+                .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200))
+        })
+        .await;
+    assert!(
+        accepted,
+        "the webhook was answered 200 with the broker away"
+    );
+
+    // The broker is back: the spool is relayed, the consumer resumes, the Item catches up.
+    proxy.bring_up();
+    world.assert_in_step(&item, Duration::from_secs(60)).await;
+    node.stop().await;
+    world.finish().await;
+}

@@ -58,7 +58,16 @@ impl Broker {
             // Auto-recovery re-opens the connection and its channels after a broker restart.
             let properties = ConnectionProperties::default()
                 .with_connection_name(name.clone().into())
-                .enable_auto_recover();
+                .enable_auto_recover()
+                // lapin's recovery gives up after 16 attempts by default; a broker that is away
+                // longer must not leave this process disconnected for good. Retry for as long as
+                // it takes, at least every 5 s, so the service is back soon after the broker.
+                .configure_backoff(|backoff| {
+                    backoff
+                        .with_min_delay(Duration::from_millis(200))
+                        .with_max_delay(Duration::from_secs(5))
+                        .without_max_times()
+                });
             let attempt = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 attempt = Connection::connect(url.expose_secret(), properties) => attempt,
