@@ -122,3 +122,66 @@ async fn after_a_broker_outage_the_consumers_come_back_and_the_item_ends_equal_t
     node.stop().await;
     world.finish().await;
 }
+
+#[tokio::test]
+async fn with_webhooks_waiting_in_the_spool_and_the_database_failing_a_webhook_still_reaches_the_broker(
+) {
+    let database = common::TestDatabase::new();
+    let pg = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let mq = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    pg.bring_up();
+    let db_url = format!("postgres://postgres@{}/{}", pg.addr, database.name);
+    let broker_url = format!("amqp://guest:guest@{}/%2f?heartbeat=2", mq.addr);
+    let app = common::spawn_app_with(
+        Role::Serve,
+        &[
+            ("PLAIDHOOK__DATABASE__URL", &db_url),
+            ("PLAIDHOOK__DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
+            ("PLAIDHOOK__RABBITMQ__URL", &broker_url),
+            ("PLAIDHOOK__RABBITMQ__PUBLISH_TIMEOUT_MS", "500"),
+        ],
+    )
+    .await;
+    let post = |item: &'static str| {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "webhook_type": "TRANSACTIONS", "webhook_code": "SYNC_UPDATES_AVAILABLE",
+            "item_id": item, "environment": "sandbox"
+        }))
+        .unwrap();
+        let header = app.sim().sign_webhook(&body);
+        app.http
+            .post(app.public_url("/webhooks/plaid"))
+            .header("Plaid-Verification", header)
+            .body(body)
+            .send()
+    };
+
+    // The broker is away: the first webhook is spooled, and the spool now has a backlog.
+    assert_eq!(post("item-spooled").await.unwrap().status(), 200);
+    assert_eq!(app.spool_depth().await, 1);
+    // Then the database fails and the broker comes back, before the relay could drain.
+    pg.take_down();
+    mq.bring_up();
+    assert!(app.wait_broker_connected(Duration::from_secs(15)).await);
+    // The spool cannot take the next webhook; the broker can, and durable beats in order.
+    assert_eq!(post("item-direct").await.unwrap().status(), 200);
+    let queue = app.topology.sync_queue();
+    assert!(
+        app.eventually(Duration::from_secs(10), || async {
+            app.queue_depth(&queue).await == 1
+        })
+        .await
+    );
+
+    // The database is back: the spooled webhook is relayed too; none is lost.
+    pg.bring_up();
+    assert!(
+        app.eventually(Duration::from_secs(30), || async {
+            app.queue_depth(&queue).await == 2
+        })
+        .await
+    );
+    assert_eq!(app.spool_depth().await, 0);
+    app.stop().await.unwrap();
+    drop(database);
+}

@@ -169,32 +169,48 @@ async fn make_durable(
         .map_err(|_| Failure::Rejected(Rejection::NotJson))?,
     };
 
+    let exchange = ingress.publisher.topology().webhooks_exchange();
+    let (routing_key, payload) = (envelope.routing_key(), envelope.to_bytes());
+    let publish = || {
+        ingress.publisher.publish(
+            &exchange,
+            &routing_key,
+            &payload,
+            envelope.properties(request_id),
+        )
+    };
+    let _order = ingress.spool.ordered().await;
     if !ingress.spool.has_backlog() {
-        let exchange = ingress.publisher.topology().webhooks_exchange();
-        match ingress
-            .publisher
-            .publish(
-                &exchange,
-                &envelope.routing_key(),
-                &envelope.to_bytes(),
-                envelope.properties(request_id),
-            )
-            .await
-        {
+        match publish().await {
             Ok(()) => return Ok("published"),
             Err(error) => {
                 tracing::warn!(webhook.id = %envelope.id, error = %error, "broker did not confirm; spooling");
             }
         }
+        return match ingress.spool.write(&envelope).await {
+            Ok(()) => Ok("spooled"),
+            Err(error) => not_durable(webhook, &envelope, &error),
+        };
     }
+    // Older webhooks wait in the spool: join them, to stay behind them.
     match ingress.spool.write(&envelope).await {
         Ok(()) => Ok("spooled"),
-        Err(error) => {
-            tracing::error!(webhook.id = %envelope.id, error = %error, "spool write failed; answering 503");
-            count("unavailable", "not_durable", Some(webhook.webhook_code()));
-            Err(Failure::NotDurable)
-        }
+        // Durable out of order beats not durable: with the database failing, try the broker.
+        Err(spool_error) => match publish().await {
+            Ok(()) => Ok("published"),
+            Err(_) => not_durable(webhook, &envelope, &spool_error),
+        },
     }
+}
+
+fn not_durable(
+    webhook: &VerifiedWebhook,
+    envelope: &WebhookEnvelope,
+    error: &sqlx::Error,
+) -> Result<&'static str, Failure> {
+    tracing::error!(webhook.id = %envelope.id, error = %error, "neither broker nor spool took the webhook; answering 503");
+    count("unavailable", "not_durable", Some(webhook.webhook_code()));
+    Err(Failure::NotDurable)
 }
 
 fn count(outcome: &'static str, reason: &'static str, code: Option<&str>) {

@@ -3,16 +3,18 @@
 //! A spooled webhook was answered 200, so it must reach the broker eventually. The relay
 //! publishes spooled rows in id order (the order they were received) and deletes each only
 //! after the broker confirmed it. One relay works at a time across all replicas (a transaction-
-//! scoped advisory lock), so order holds with several ingress processes too. While rows wait,
-//! this process spools new webhooks as well instead of publishing them directly, so they cannot
-//! overtake older ones.
+//! scoped advisory lock). While rows wait, this process spools new webhooks as well instead of
+//! publishing them directly, so they cannot overtake older ones: requests decide between the
+//! two paths under a shared guard, and the relay ends the backlog only under the exclusive
+//! guard, after seeing the spool empty, so no row written in between is overtaken. A replica
+//! learns of rows another replica spooled at its relay's next round (within a second).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, RwLock, RwLockReadGuard};
 use tokio_util::sync::CancellationToken;
 
 use super::envelope::WebhookEnvelope;
@@ -29,6 +31,9 @@ pub struct Spool {
     db: PgPool,
     /// Rows may be waiting: publish new webhooks through the spool to keep order.
     backlog: AtomicBool,
+    /// Shared by requests while they choose a path and take it; exclusive while the relay
+    /// ends the backlog.
+    order: RwLock<()>,
     wake: Notify,
 }
 
@@ -38,8 +43,14 @@ impl Spool {
             db,
             // Until the relay has looked, assume rows from a previous run may be waiting.
             backlog: AtomicBool::new(true),
+            order: RwLock::new(()),
             wake: Notify::new(),
         }
+    }
+
+    /// Hold while choosing between a direct publish and the spool, and taking that path.
+    pub async fn ordered(&self) -> RwLockReadGuard<'_, ()> {
+        self.order.read().await
     }
 
     /// True while spooled rows may be waiting to be relayed.
@@ -81,7 +92,16 @@ impl Spool {
             match self.relay_batch(&publisher).await {
                 // A full batch went out: go again at once.
                 Ok(RelayRound::MoreWaiting) => continue,
-                Ok(RelayRound::Drained) => self.backlog.store(false, Ordering::Release),
+                Ok(RelayRound::Drained) if self.has_backlog() => {
+                    // No request may be between its check of the flag and its write while the
+                    // flag is cleared, or a row written after the emptiness check would be
+                    // overtaken by the direct publishes that follow.
+                    let _exclusive = self.order.write().await;
+                    if matches!(self.depth().await, Ok(0)) {
+                        self.backlog.store(false, Ordering::Release);
+                    }
+                }
+                Ok(RelayRound::Drained) => {}
                 Ok(RelayRound::Stuck) | Ok(RelayRound::OtherRelay) => {}
                 Err(error) => {
                     tracing::warn!(error = %error, "spool relay could not read the spool")
@@ -111,6 +131,9 @@ impl Spool {
         if rows.is_empty() {
             return Ok(RelayRound::Drained);
         }
+        // Rows are waiting (perhaps another replica's): route this process's webhooks through
+        // the spool too until they are gone.
+        self.backlog.store(true, Ordering::Release);
         let exchange = publisher.topology().webhooks_exchange();
         let mut relayed = Vec::with_capacity(rows.len());
         let mut stuck = false;
