@@ -100,8 +100,18 @@ impl Publisher {
             .record(started.elapsed().as_secs_f64());
         if let Err(error) = &result {
             if !matches!(error, PublishError::Unroutable | PublishError::Nacked) {
-                // The channel may be dead; the next publish opens a fresh one.
-                self.channel.write().expect("publisher lock").take();
+                // The channel may be dead; the next publish opens a fresh one. The old one is
+                // closed, not just forgotten (a connection has a bounded number of channels),
+                // once the publishes still in flight on it have had their time.
+                let old = self.channel.write().expect("publisher lock").take();
+                if let Some(old) = old {
+                    let grace = self.timeout * 2;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let close = old.close(200, "replaced after a failed publish".into());
+                        let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+                    });
+                }
             }
         }
         result
