@@ -53,9 +53,7 @@ pub async fn sample(state: &AppState) -> anyhow::Result<()> {
             .fetch_one(&state.db)
             .await?;
     metrics::gauge!("plaidhook_alerts_open").set(open_alerts as f64);
-    let spooled = sqlx::query_scalar!(r#"select count(*) as "count!" from webhook_spool"#)
-        .fetch_one(&state.db)
-        .await?;
+    let spooled = crate::webhook::spool::depth(&state.db).await?;
     metrics::gauge!("plaidhook_webhook_spool_depth").set(spooled as f64);
 
     // Queues exist once the topology is declared; a passive declare of a missing queue would

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::proxy::TcpProxy;
 use plaidhook::app::Role;
 use plaidhook::sync::SyncTrigger;
-use sync_support::World;
+use sync_support::{Linked, Node, World};
 
 #[tokio::test]
 async fn a_database_outage_during_a_sync_loses_no_webhook_and_the_item_ends_equal_to_plaid() {
@@ -29,26 +29,12 @@ async fn a_database_outage_during_a_sync_loses_no_webhook_and_the_item_ends_equa
             ],
         )
         .await;
-    let item = world.link(Some(node.webhook_url()), 300).await;
-    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
-        .await;
-    world.assert_in_step(&item, Duration::from_secs(30)).await;
+    let item = linked_and_synced(&world, &node).await;
 
     // The database goes away; the bank moves on and Plaid says so with a webhook.
     proxy.take_down();
-    let delivered_before = world.sim().deliveries().len();
-    world
-        .sim()
-        .advance(&item.plaid_item_id, 3)
-        .expect("the Item exists");
     // The ingress needs no database to accept it: the broker confirms.
-    let accepted = world
-        .eventually(Duration::from_secs(15), || async {
-            world.sim().deliveries()[delivered_before..]
-                .iter()
-                .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200))
-        })
-        .await;
+    let accepted = advance_and_deliver(&world, &item, 3).await;
     assert!(
         accepted,
         "the webhook was answered 200 with the database away"
@@ -85,10 +71,7 @@ async fn after_a_broker_outage_the_consumers_come_back_and_the_item_ends_equal_t
             ],
         )
         .await;
-    let item = world.link(Some(node.webhook_url()), 300).await;
-    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
-        .await;
-    world.assert_in_step(&item, Duration::from_secs(30)).await;
+    let item = linked_and_synced(&world, &node).await;
 
     // The broker goes away for a while: connections cut, reconnects refused.
     proxy.take_down();
@@ -99,18 +82,7 @@ async fn after_a_broker_outage_the_consumers_come_back_and_the_item_ends_equal_t
         .await;
     assert!(lost, "the node noticed the broker was gone");
     // Meanwhile the bank moves on; Plaid's webhook is accepted into the spool.
-    let delivered_before = world.sim().deliveries().len();
-    world
-        .sim()
-        .advance(&item.plaid_item_id, 2)
-        .expect("the Item exists");
-    let accepted = world
-        .eventually(Duration::from_secs(15), || async {
-            world.sim().deliveries()[delivered_before..]
-                .iter()
-                .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200))
-        })
-        .await;
+    let accepted = advance_and_deliver(&world, &item, 2).await;
     assert!(
         accepted,
         "the webhook was answered 200 with the broker away"
@@ -184,4 +156,29 @@ async fn with_webhooks_waiting_in_the_spool_and_the_database_failing_a_webhook_s
     assert_eq!(app.spool_depth().await, 0);
     app.stop().await.unwrap();
     drop(database);
+}
+
+/// Links an Item whose webhooks go to `node`, and waits for its first sync.
+async fn linked_and_synced(world: &World, node: &Node) -> Linked {
+    let item = world.link(Some(node.webhook_url()), 300).await;
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    world.assert_in_step(&item, Duration::from_secs(30)).await;
+    item
+}
+
+/// Moves the Item's bank on by `days`; true once Plaid's webhook about it was answered 200.
+async fn advance_and_deliver(world: &World, item: &Linked, days: u32) -> bool {
+    let delivered_before = world.sim().deliveries().len();
+    world
+        .sim()
+        .advance(&item.plaid_item_id, days)
+        .expect("the Item exists");
+    world
+        .eventually(Duration::from_secs(15), || async {
+            world.sim().deliveries()[delivered_before..]
+                .iter()
+                .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200))
+        })
+        .await
 }

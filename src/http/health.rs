@@ -36,10 +36,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     // A spool that keeps growing means webhooks are arriving faster than they can be relayed:
     // past the threshold an ingress asks to be taken out of rotation (Plaid retries elsewhere).
     let spool_depth = if database_ok && state.role.serves_public() {
-        sqlx::query_scalar!(r#"select count(*) as "count!" from webhook_spool"#)
-            .fetch_one(&state.db)
-            .await
-            .ok()
+        crate::webhook::spool::depth(&state.db).await.ok()
     } else {
         None
     };

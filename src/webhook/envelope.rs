@@ -34,18 +34,29 @@ impl WebhookEnvelope {
 
     /// AMQP properties: id, type and time for consumers and tooling, the request id for tracing.
     pub fn properties(&self, request_id: Option<&str>) -> BasicProperties {
-        let mut headers = FieldTable::default();
-        if let Some(request_id) = request_id {
-            headers.insert(
-                "x-request-id".into(),
-                AMQPValue::LongString(request_id.into()),
-            );
-        }
-        BasicProperties::default()
-            .with_message_id(self.id.to_string().into())
-            .with_type(self.routing_key().into())
-            .with_timestamp(self.received_at.timestamp().max(0) as u64)
-            .with_content_type("application/json".into())
-            .with_headers(headers)
+        amqp_properties(self.id, &self.routing_key(), self.received_at, request_id)
     }
+}
+
+/// The AMQP properties of an envelope with these fields; the spool relay builds them from its
+/// columns without parsing the stored envelope again.
+pub fn amqp_properties(
+    id: Uuid,
+    routing_key: &str,
+    received_at: DateTime<Utc>,
+    request_id: Option<&str>,
+) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(request_id) = request_id {
+        headers.insert(
+            "x-request-id".into(),
+            AMQPValue::LongString(request_id.into()),
+        );
+    }
+    BasicProperties::default()
+        .with_message_id(id.to_string().into())
+        .with_type(routing_key.into())
+        .with_timestamp(received_at.timestamp().max(0) as u64)
+        .with_content_type("application/json".into())
+        .with_headers(headers)
 }

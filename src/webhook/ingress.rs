@@ -187,13 +187,13 @@ async fn make_durable(
                 tracing::warn!(webhook.id = %envelope.id, error = %error, "broker did not confirm; spooling");
             }
         }
-        return match ingress.spool.write(&envelope).await {
+        return match ingress.spool.write(&envelope, &routing_key, &payload).await {
             Ok(()) => Ok("spooled"),
             Err(error) => not_durable(webhook, &envelope, &error),
         };
     }
     // Older webhooks wait in the spool: join them, to stay behind them.
-    match ingress.spool.write(&envelope).await {
+    match ingress.spool.write(&envelope, &routing_key, &payload).await {
         Ok(()) => Ok("spooled"),
         // Durable out of order beats not durable: with the database failing, try the broker.
         Err(spool_error) => match publish().await {

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, RwLock, RwLockReadGuard};
 use tokio_util::sync::CancellationToken;
 
-use super::envelope::WebhookEnvelope;
+use super::envelope::{amqp_properties, WebhookEnvelope};
 use crate::broker::Publisher;
 
 /// Advisory lock key of the relay ("plaidhook spool" as an arbitrary constant).
@@ -58,14 +58,20 @@ impl Spool {
         self.backlog.load(Ordering::Acquire)
     }
 
-    /// Writes `envelope` durably. Once this returns Ok the webhook may be acknowledged.
-    pub async fn write(&self, envelope: &WebhookEnvelope) -> Result<(), sqlx::Error> {
+    /// Writes `envelope`, already serialised as `payload` (the bytes to publish), durably.
+    /// Once this returns Ok the webhook may be acknowledged.
+    pub async fn write(
+        &self,
+        envelope: &WebhookEnvelope,
+        routing_key: &str,
+        payload: &[u8],
+    ) -> Result<(), sqlx::Error> {
         sqlx::query!(
             "insert into webhook_spool (webhook_id, routing_key, envelope, received_at)
              values ($1, $2, $3, $4)",
             envelope.id,
-            envelope.routing_key(),
-            envelope.to_bytes(),
+            routing_key,
+            payload,
             envelope.received_at,
         )
         .execute(&self.db)
@@ -73,13 +79,6 @@ impl Spool {
         self.backlog.store(true, Ordering::Release);
         self.wake.notify_one();
         Ok(())
-    }
-
-    /// Rows waiting to be relayed.
-    pub async fn depth(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar!(r#"select count(*) as "count!" from webhook_spool"#)
-            .fetch_one(&self.db)
-            .await
     }
 
     /// Relays spooled webhooks until `shutdown`.
@@ -97,7 +96,7 @@ impl Spool {
                     // flag is cleared, or a row written after the emptiness check would be
                     // overtaken by the direct publishes that follow.
                     let _exclusive = self.order.write().await;
-                    if matches!(self.depth().await, Ok(0)) {
+                    if matches!(depth(&self.db).await, Ok(0)) {
                         self.backlog.store(false, Ordering::Release);
                     }
                 }
@@ -122,12 +121,12 @@ impl Spool {
             return Ok(RelayRound::OtherRelay);
         }
         let rows = sqlx::query!(
-            "select id, routing_key, envelope from webhook_spool order by id limit $1",
+            "select id, webhook_id, routing_key, envelope, received_at from webhook_spool
+             order by id limit $1",
             RELAY_BATCH
         )
         .fetch_all(&mut *tx)
         .await?;
-        metrics::gauge!("plaidhook_webhook_spool_depth").set(rows.len() as f64);
         if rows.is_empty() {
             return Ok(RelayRound::Drained);
         }
@@ -138,10 +137,8 @@ impl Spool {
         let mut relayed = Vec::with_capacity(rows.len());
         let mut stuck = false;
         for row in &rows {
-            let properties = match serde_json::from_slice::<WebhookEnvelope>(&row.envelope) {
-                Ok(envelope) => envelope.properties(None),
-                Err(_) => lapin::BasicProperties::default(),
-            };
+            let properties =
+                amqp_properties(row.webhook_id, &row.routing_key, row.received_at, None);
             // In order: stop at the first failure so nothing overtakes it.
             match publisher
                 .publish(&exchange, &row.routing_key, &row.envelope, properties)
@@ -178,6 +175,13 @@ impl Spool {
             RelayRound::MoreWaiting
         })
     }
+}
+
+/// Webhooks waiting in the spool (any process's).
+pub async fn depth(db: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(r#"select count(*) as "count!" from webhook_spool"#)
+        .fetch_one(db)
+        .await
 }
 
 enum RelayRound {
