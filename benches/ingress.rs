@@ -63,11 +63,16 @@ async fn main() -> anyhow::Result<()> {
         app.public_addr().context("public listener")?
     );
     let sim = app.sim().context("the bench uses the built-in simulator")?;
-    let state = app.state().clone();
+    let (db, broker, publisher, topology) = (
+        app.db().clone(),
+        app.broker().clone(),
+        app.publisher().clone(),
+        app.topology().clone(),
+    );
     let shutdown = app.shutdown_token();
     let running = tokio::spawn(app.run_until_stopped());
-    tokio::time::timeout(Duration::from_secs(20), state.broker.connected()).await?;
-    state.publisher.ensure_topology().await?;
+    tokio::time::timeout(Duration::from_secs(20), broker.connected()).await?;
+    publisher.ensure_topology().await?;
 
     let latency_count = (rate * seconds) as usize;
     println!("signing {} webhooks…", total + latency_count + 100);
@@ -156,12 +161,12 @@ async fn main() -> anyhow::Result<()> {
 
     // Every accepted webhook is durable: in the queue or in the spool.
     let spooled: i64 = sqlx::query_scalar("select count(*) from webhook_spool")
-        .fetch_one(&state.db)
+        .fetch_one(&db)
         .await?;
-    let channel = state.broker.connected().await.create_channel().await?;
+    let channel = broker.connected().await.create_channel().await?;
     let queue = channel
         .queue_declare(
-            state.topology.sync_queue().into(),
+            topology.sync_queue().into(),
             lapin::options::QueueDeclareOptions {
                 passive: true,
                 ..Default::default()
@@ -175,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         total + latency_count + 100
     );
 
-    state.topology.delete(&channel).await?;
+    topology.delete(&channel).await?;
     shutdown.cancel();
     running.await??;
     let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;

@@ -14,16 +14,11 @@
 //!    (must be 0). The limit is scaled down from Plaid's 2,500 so the run takes about a minute
 //!    rather than needing 5,000+ Items; Plaid's own window (60 s) is kept.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/sync_support/mod.rs"]
-mod sync_support;
-
 use std::time::{Duration, Instant};
 
 use plaidhook::app::Role;
-use plaidhook::sync::SyncTrigger;
-use sync_support::{sim_config, World};
+use plaidhook::messages::SyncTrigger;
+use testkit::world::{sim_config, World};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -97,7 +92,7 @@ async fn upsert_rate(transactions: usize) -> anyhow::Result<()> {
         transactions as f64 / duration.as_secs_f64(),
         wall.as_secs_f64()
     );
-    node.stop().await;
+    node.stop().await?;
     world.finish().await;
     Ok(())
 }
@@ -164,7 +159,7 @@ async fn drain(items: usize, client_limit: u32) -> anyhow::Result<()> {
         drained.as_secs_f64(),
         drained.as_secs_f64() / minimum.max(1.0)
     );
-    node.stop().await;
+    node.stop().await?;
     world.finish().await;
     Ok(())
 }

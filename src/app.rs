@@ -1,10 +1,15 @@
-//! Building, running and stopping plaidhook.
+//! Building, running and stopping plaidhook: the composition root.
 //!
-//! [`Application::build`] is the one way to assemble the service, used by `main` and by every
-//! test: it migrates, connects, starts the built-in simulator when configured, and binds its
-//! listeners (port 0 allowed, the bound addresses are readable before it runs).
-//! [`Application::run_until_stopped`] serves until the shutdown token is cancelled, then stops
-//! accepting, lets in-flight work finish, and returns.
+//! [`Application::build`] is the one way to assemble the service, used by the command line and
+//! by every test: it migrates, connects, starts the built-in simulator when configured, and
+//! binds its listeners (port 0 allowed, the bound addresses are readable before it runs).
+//! [`Application::run_until_stopped`] builds each component's small context from the shared
+//! parts (the sync worker's dependencies, the [`Reconciler`], the [`SyncRequester`], the API's
+//! state, the probes), serves until the shutdown token is cancelled, then stops accepting, lets
+//! in-flight work finish, and returns.
+//!
+//! Nothing in plaidhook imports this module but the command line: components never see the
+//! whole application, only what they were handed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,12 +23,23 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alerts::notifier::Notifier;
+use crate::api::ApiContext;
 use crate::broker::{Broker, Publisher, Topology};
 use crate::config::{PlaidEnvironment, Settings};
 use crate::crypto::TokenCipher;
-use crate::http::{health, layers};
+use crate::gauges::GaugeSampler;
+use crate::http::health::{self, Probes};
+use crate::http::layers;
+use crate::items::consumer::ItemsConsumer;
+use crate::items::Reconciler;
+use crate::messages::SyncRequester;
+use crate::outbox::OutboxRelay;
 use crate::plaid::client::PlaidClient;
+use crate::scheduler::Scheduler;
 use crate::sim::{Sim, SimHandle, Simulator};
+use crate::store::api_calls::PgCallRecorder;
+use crate::sync::worker::SyncWorker;
 use crate::webhook::keys::KeyCache;
 use crate::webhook::spool::Spool;
 use crate::webhook::{Ingress, Verifier};
@@ -49,9 +65,9 @@ impl Role {
     }
 }
 
-/// What request handlers and workers share. Cheap to clone.
+/// The shared parts every component's context is built from. Private to the composition root.
 #[derive(Clone)]
-pub struct AppState {
+struct Parts {
     pub settings: Arc<Settings>,
     pub role: Role,
     pub db: PgPool,
@@ -70,7 +86,7 @@ pub struct AppState {
 }
 
 pub struct Application {
-    state: AppState,
+    state: Parts,
     public: Option<TcpListener>,
     internal: TcpListener,
     sim: Option<SimHandle>,
@@ -145,12 +161,12 @@ impl Application {
             settings.plaid.client_id.clone(),
             settings.plaid.secret.clone(),
             settings.plaid.timeout(),
-            Some(db.clone()),
+            Some(Arc::new(PgCallRecorder::new(db.clone()))),
         )?;
 
         let tokens = TokenCipher::new(&settings.tokens.active_key_id, &settings.tokens.keys)?;
 
-        let state = AppState {
+        let state = Parts {
             settings: Arc::new(settings),
             role,
             db,
@@ -184,8 +200,34 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The database pool the application uses.
+    pub fn db(&self) -> &PgPool {
+        &self.state.db
+    }
+
+    /// The broker connection the application uses.
+    pub fn broker(&self) -> &Broker {
+        &self.state.broker
+    }
+
+    /// The confirmed publisher every component shares.
+    pub fn publisher(&self) -> &Arc<Publisher> {
+        &self.state.publisher
+    }
+
+    /// The broker names of this application (its `rabbitmq.namespace`).
+    pub fn topology(&self) -> &Topology {
+        &self.state.topology
+    }
+
+    /// The Plaid base URL in use (the built-in simulator's address when it runs in-process).
+    pub fn plaid_base_url(&self) -> &str {
+        &self.state.plaid_base_url
+    }
+
+    /// Publishes sync requests as the application's components do.
+    pub fn sync_requester(&self) -> SyncRequester {
+        self.state.sync_requester()
     }
 
     /// The built-in simulator, when `plaid.environment = "simulator"`.
@@ -220,19 +262,15 @@ impl Application {
             tasks.spawn(serve(listener, router, shutdown.clone(), "public"));
         }
         if state.role.consumes() {
-            let outbox = crate::outbox::OutboxRelay::new(state.db.clone(), state.publisher.clone());
-            tasks.spawn(outbox.run(shutdown.clone()));
-            crate::worker::spawn_consumers(&state, &tasks, &shutdown);
-            // Alert delivery and the safety net run beside the consumers, in worker processes.
-            let notifier = crate::alerts::notifier::Notifier::new(
-                state.db.clone(),
-                state.settings.alerts.clone(),
-            )?;
-            tasks.spawn(notifier.run(shutdown.clone()));
-            tasks.spawn(crate::scheduler::run(state.clone(), shutdown.clone()));
+            spawn_workers(&state, &tasks, &shutdown)?;
         }
-        tasks.spawn(crate::gauges::run(state.clone(), shutdown.clone()));
-        let router = layers::with_request_layers(internal_router(state.clone()));
+        let gauges = GaugeSampler {
+            db: state.db.clone(),
+            broker: state.broker.clone(),
+            publisher: state.publisher.clone(),
+        };
+        tasks.spawn(gauges.run(shutdown.clone()));
+        let router = layers::with_request_layers(internal_router(&state));
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 
         tasks.close();
@@ -248,7 +286,73 @@ impl Application {
     }
 }
 
-fn public_router(state: &AppState, spool: Arc<Spool>) -> Router {
+impl Parts {
+    fn sync_requester(&self) -> SyncRequester {
+        SyncRequester::new(
+            self.publisher.clone(),
+            self.settings.plaid.environment.as_str(),
+        )
+    }
+
+    fn reconciler(&self) -> Reconciler {
+        Reconciler {
+            db: self.db.clone(),
+            plaid: self.plaid.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+/// The consumers, the outbox relay, alert delivery and the safety net of a worker process.
+fn spawn_workers(
+    state: &Parts,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = &state.settings;
+    let outbox = OutboxRelay::new(state.db.clone(), state.publisher.clone());
+    tasks.spawn(outbox.run(shutdown.clone()));
+
+    let sync = SyncWorker::new(
+        state.db.clone(),
+        state.plaid.clone(),
+        state.tokens.clone(),
+        settings.sync.clone(),
+        &settings.plaid.client_id,
+        shutdown.clone(),
+    );
+    crate::sync::worker::spawn(
+        sync,
+        state.broker.clone(),
+        state.publisher.clone(),
+        settings.rabbitmq.prefetch,
+        tasks,
+    );
+    let items = ItemsConsumer {
+        reconciler: state.reconciler(),
+        sync_requests: state.sync_requester(),
+    };
+    tasks.spawn(items.run(
+        state.broker.clone(),
+        state.publisher.clone(),
+        settings.rabbitmq.prefetch,
+        shutdown.clone(),
+    ));
+
+    // Alert delivery and the safety net run beside the consumers, in worker processes.
+    let notifier = Notifier::new(state.db.clone(), settings.alerts.clone())?;
+    tasks.spawn(notifier.run(shutdown.clone()));
+    let scheduler = Scheduler {
+        db: state.db.clone(),
+        reconciler: state.reconciler(),
+        sync_requests: state.sync_requester(),
+        settings: settings.scheduler.clone(),
+    };
+    tasks.spawn(scheduler.run(shutdown.clone()));
+    Ok(())
+}
+
+fn public_router(state: &Parts, spool: Arc<Spool>) -> Router {
     let settings = &state.settings;
     let ingress = Arc::new(Ingress {
         verifier: Verifier::new(
@@ -270,18 +374,38 @@ fn public_router(state: &AppState, spool: Arc<Spool>) -> Router {
         .route("/healthz", get(health::healthz))
 }
 
-fn internal_router(state: AppState) -> Router {
+fn internal_router(state: &Parts) -> Router {
+    let settings = &state.settings;
     // The management API belongs to the serving roles; a worker's internal listener serves
     // only probes and metrics.
-    let api = state
-        .role
-        .serves_public()
-        .then(|| crate::api::router(state.clone()));
+    let api = state.role.serves_public().then(|| {
+        crate::api::router(Arc::new(ApiContext {
+            db: state.db.clone(),
+            plaid: state.plaid.clone(),
+            tokens: state.tokens.clone(),
+            reconciler: state.reconciler(),
+            sync_requests: state.sync_requester(),
+            broker: state.broker.clone(),
+            publisher: state.publisher.clone(),
+            api: settings.api.clone(),
+            link: settings.link.clone(),
+            balance_timeout: settings.plaid.balance_timeout(),
+            webhook_url: state.webhook_url.clone(),
+        }))
+    });
+    let probes = Arc::new(Probes {
+        db: state.db.clone(),
+        broker: state.broker.clone(),
+        consumes: state.role.consumes(),
+        ingests: state.role.serves_public(),
+        spool_ready_max: settings.webhook.spool_ready_max,
+        metrics: state.metrics.clone(),
+    });
     let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .with_state(state);
+        .with_state(probes);
     match api {
         Some(api) => router.merge(api),
         None => router,

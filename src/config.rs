@@ -13,6 +13,8 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub use crate::telemetry::{LogFormat, TelemetrySettings};
+
 /// The base layer, embedded so a binary copied elsewhere still has every default.
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -154,19 +156,6 @@ pub struct WebhookSettings {
     pub max_age_secs: u64,
     pub future_skew_secs: u64,
     pub spool_ready_max: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct TelemetrySettings {
-    pub format: LogFormat,
-    pub filter: String,
 }
 
 /// The sync worker: paging, batching, concurrency and Plaid's rate limits (see `sync`).

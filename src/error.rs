@@ -87,3 +87,10 @@ impl IntoResponse for ApiError {
         (self.status(), Json(body)).into_response()
     }
 }
+
+/// A database failure as the client sees it: unavailable, try again.
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Unavailable(anyhow::Error::new(error).context("database"))
+    }
+}

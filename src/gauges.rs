@@ -5,28 +5,40 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
-use crate::items::ItemStatus;
+use crate::broker::{Broker, Publisher};
+use crate::messages::ItemStatus;
+use crate::telemetry::names;
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
-const ALL_STATUSES: [ItemStatus; 7] = [
-    ItemStatus::Active,
-    ItemStatus::LoginRequired,
-    ItemStatus::PendingExpiration,
-    ItemStatus::PendingDisconnect,
-    ItemStatus::Revoked,
-    ItemStatus::Error,
-    ItemStatus::Removed,
-];
+/// What the gauges are read from.
+pub struct GaugeSampler {
+    pub db: PgPool,
+    pub broker: Broker,
+    pub publisher: Arc<Publisher>,
+}
 
-pub async fn run(state: AppState, shutdown: CancellationToken) {
+impl GaugeSampler {
+    pub async fn run(self, shutdown: CancellationToken) {
+        run(&self, shutdown).await
+    }
+
+    /// Takes one sample of every gauge.
+    pub async fn sample(&self) -> anyhow::Result<()> {
+        sample(self).await
+    }
+}
+
+async fn run(state: &GaugeSampler, shutdown: CancellationToken) {
     loop {
-        if let Err(error) = sample(&state).await {
+        if let Err(error) = sample(state).await {
             tracing::debug!(error = %error, "could not sample gauges");
         }
         tokio::select! {
@@ -36,25 +48,26 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// Takes one sample of every gauge.
-pub async fn sample(state: &AppState) -> anyhow::Result<()> {
-    let counts = sqlx::query!(r#"select status, count(*) as "count!" from items group by status"#)
-        .fetch_all(&state.db)
-        .await?;
-    for status in ALL_STATUSES {
+async fn sample(state: &GaugeSampler) -> anyhow::Result<()> {
+    let counts = sqlx::query!(
+        r#"select status as "status: ItemStatus", count(*) as "count!" from items group by status"#
+    )
+    .fetch_all(&state.db)
+    .await?;
+    for status in ItemStatus::ALL {
         let count = counts
             .iter()
-            .find(|row| row.status == status.as_str())
+            .find(|row| row.status == status)
             .map_or(0, |row| row.count);
-        metrics::gauge!("plaidhook_items", "status" => status.as_str()).set(count as f64);
+        metrics::gauge!(names::ITEMS, "status" => status.as_str()).set(count as f64);
     }
     let open_alerts =
         sqlx::query_scalar!(r#"select count(*) as "count!" from alerts where resolved_at is null"#)
             .fetch_one(&state.db)
             .await?;
-    metrics::gauge!("plaidhook_alerts_open").set(open_alerts as f64);
+    metrics::gauge!(names::ALERTS_OPEN).set(open_alerts as f64);
     let spooled = crate::webhook::spool::depth(&state.db).await?;
-    metrics::gauge!("plaidhook_webhook_spool_depth").set(spooled as f64);
+    metrics::gauge!(names::WEBHOOK_SPOOL_DEPTH).set(spooled as f64);
 
     // Queues exist once the topology is declared; a passive declare of a missing queue would
     // close the channel with an error.
@@ -67,20 +80,21 @@ pub async fn sample(state: &AppState) -> anyhow::Result<()> {
             passive: true,
             ..Default::default()
         };
+        let topology = state.publisher.topology();
         for (queue, label) in [
-            (state.topology.dead_queue(), "dead"),
-            (state.topology.sync_queue(), "sync"),
-            (state.topology.items_queue(), "items"),
+            (topology.dead_queue(), "dead"),
+            (topology.sync_queue(), "sync"),
+            (topology.items_queue(), "items"),
         ] {
             if let Ok(declared) = channel
                 .queue_declare(queue.into(), passive, FieldTable::default())
                 .await
             {
                 if label == "dead" {
-                    metrics::gauge!("plaidhook_dead_letters").set(declared.message_count() as f64);
+                    metrics::gauge!(names::DEAD_LETTERS).set(declared.message_count() as f64);
                 }
                 // Consumer lag: messages waiting for a worker.
-                metrics::gauge!("plaidhook_queue_depth", "queue" => label)
+                metrics::gauge!(names::QUEUE_DEPTH, "queue" => label)
                     .set(declared.message_count() as f64);
             }
         }

@@ -13,12 +13,12 @@
 
 use std::time::Duration;
 
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
-use crate::items::reconcile::reconcile;
-use crate::items::{Signal, StatusSource};
-use crate::sync::{request_sync, SyncTrigger};
+use crate::config::SchedulerSettings;
+use crate::items::{ItemStatus, Reconciler, Signal, StatusSource};
+use crate::messages::{AlertDocument, Event, SyncRequester, SyncTrigger};
 
 /// Advisory lock key of the scheduler: one round at a time across replicas.
 const SCHEDULER_LOCK_KEY: i64 = 0x706c_6169_6473_6368;
@@ -35,29 +35,44 @@ pub struct RoundReport {
     pub reminders: usize,
 }
 
-/// Runs rounds every `scheduler.interval_secs` until `shutdown`.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let settings = &state.settings.scheduler;
-    if !settings.enabled {
-        return;
+/// What the safety net works with.
+pub struct Scheduler {
+    pub db: PgPool,
+    pub reconciler: Reconciler,
+    pub sync_requests: SyncRequester,
+    pub settings: SchedulerSettings,
+}
+
+impl Scheduler {
+    /// Runs rounds every `scheduler.interval_secs` until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if !self.settings.enabled {
+            return;
+        }
+        let interval = Duration::from_secs(self.settings.interval_secs);
+        loop {
+            match self.round().await {
+                Ok(report) if report.ran => tracing::debug!(?report, "scheduler round"),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "scheduler round failed")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
     }
-    let interval = Duration::from_secs(settings.interval_secs);
-    loop {
-        match round(&state).await {
-            Ok(report) if report.ran => tracing::debug!(?report, "scheduler round"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(error = format!("{error:#}"), "scheduler round failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
+
+    /// One round of the safety net.
+    pub async fn round(&self) -> anyhow::Result<RoundReport> {
+        round(self).await
     }
 }
 
-/// One round of the safety net.
-pub async fn round(state: &AppState) -> anyhow::Result<RoundReport> {
-    let settings = &state.settings.scheduler;
+async fn round(state: &Scheduler) -> anyhow::Result<RoundReport> {
+    let settings = &state.settings;
     let mut guard = state.db.begin().await?;
     let locked = crate::store::try_xact_lock(&mut guard, SCHEDULER_LOCK_KEY).await?;
     if !locked {
@@ -71,26 +86,23 @@ pub async fn round(state: &AppState) -> anyhow::Result<RoundReport> {
     let stale_after = settings.stale_after_secs as f64;
     let stale = sqlx::query!(
         "select id, plaid_item_id from items
-         where status in ('active', 'pending_expiration')
+         where status = any($3)
            and coalesce(last_synced_at, created_at) < now() - make_interval(secs => $1)
            and (scheduler_sync_requested_at is null
                 or scheduler_sync_requested_at < now() - make_interval(secs => $1))
          order by coalesce(last_synced_at, created_at) limit $2",
         stale_after,
         ROUND_LIMIT,
+        &ItemStatus::names(&ItemStatus::SYNCING),
     )
     .fetch_all(&state.db)
     .await?;
-    let environment = state.settings.plaid.environment.as_str();
     for item in stale {
-        if let Err(error) = request_sync(
-            &state.publisher,
-            environment,
-            &item.plaid_item_id,
-            SyncTrigger::Scheduler,
-        )
-        .await
-        {
+        let requested = state
+            .sync_requests
+            .request(&item.plaid_item_id, SyncTrigger::Scheduler)
+            .await;
+        if let Err(error) = requested {
             tracing::warn!(item.id = %item.id, error = %error, "scheduler could not request a sync");
             break;
         }
@@ -106,28 +118,27 @@ pub async fn round(state: &AppState) -> anyhow::Result<RoundReport> {
     let recheck_after = settings.error_recheck_secs as f64;
     let unhealthy = sqlx::query_scalar!(
         "select id from items
-         where status in ('login_required', 'error', 'revoked', 'pending_disconnect')
+         where status = any($3)
            and coalesce(health_checked_at, updated_at) < now() - make_interval(secs => $1)
          order by coalesce(health_checked_at, updated_at) limit $2",
         recheck_after,
         ROUND_LIMIT,
+        &ItemStatus::names(&ItemStatus::AWAITING_REPAIR),
     )
     .fetch_all(&state.db)
     .await?;
     for item_id in unhealthy {
-        match reconcile(
-            state,
-            item_id,
-            Signal::Recheck,
-            StatusSource::Scheduler,
-            None,
-        )
-        .await
-        {
+        let reconciled = state
+            .reconciler
+            .reconcile(item_id, Signal::Recheck, StatusSource::Scheduler, None)
+            .await;
+        match reconciled {
             Ok(reconciled) => {
                 report.rechecked += 1;
                 if reconciled.repaired() {
-                    crate::items::consumer::request_repaired_sync(state, &reconciled.plaid_item_id)
+                    state
+                        .sync_requests
+                        .request_after_repair(&reconciled.plaid_item_id)
                         .await;
                 }
             }
@@ -143,7 +154,7 @@ pub async fn round(state: &AppState) -> anyhow::Result<RoundReport> {
 }
 
 /// One reminder per open `pending_expiration` alert whose consent ends within `within_secs`.
-async fn remind_expirations(state: &AppState, within_secs: f64) -> anyhow::Result<usize> {
+async fn remind_expirations(state: &Scheduler, within_secs: f64) -> anyhow::Result<usize> {
     let due = sqlx::query!(
         "select a.id, a.item_id from alerts a join items i on i.id = a.item_id
          where a.cause = 'pending_expiration' and a.resolved_at is null
@@ -161,9 +172,11 @@ async fn remind_expirations(state: &AppState, within_secs: f64) -> anyhow::Resul
     for alert in due {
         let mut tx = state.db.begin().await?;
         if crate::alerts::enqueue_delivery(&mut tx, alert.id, "reminder").await? {
-            if let Some(document) = crate::alerts::document(&mut tx, alert.id).await? {
-                crate::outbox::enqueue(&mut tx, "alert.reminder", Some(alert.item_id), &document)
-                    .await?;
+            let document: Option<AlertDocument> =
+                crate::alerts::document(&mut tx, alert.id).await?;
+            if let Some(document) = document {
+                let event = Event::AlertReminder(&document);
+                crate::outbox::enqueue(&mut tx, Some(alert.item_id), &event).await?;
             }
             reminded += 1;
         }

@@ -5,35 +5,11 @@
 //! code, when it started, and the exact API calls that repair it.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::AlertCause;
-
-/// The Item as an alert names it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ItemSummary {
-    pub id: Uuid,
-    pub plaid_item_id: String,
-    pub client_user_id: Option<String>,
-    pub institution_name: Option<String>,
-    pub status: String,
-    pub consent_expires_at: Option<DateTime<Utc>>,
-}
-
-/// How to repair: what to do, and the endpoints that do it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Repair {
-    pub action: &'static str,
-    pub instructions: String,
-    /// `POST` this for an update-mode Link token (absent when update mode cannot help).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link_token_endpoint: Option<String>,
-    /// `POST` this once the user finished Link.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link_success_endpoint: Option<String>,
-}
+use crate::messages::events::{ItemSummary, Repair};
 
 /// What an alert message is made of, read from the Item row.
 pub struct AlertContext {

@@ -4,7 +4,7 @@
 //! per Item and cause is open at a time — the `alerts_one_open_per_cause` unique index makes a
 //! second raise a no-op however many webhooks repeat the news — and it is resolved when the cause
 //! clears. Raising and resolving happen inside the caller's transaction (normally
-//! [`crate::items::transition`]'s), together with the `alert.raised` / `alert.resolved` outbox
+//! the Item status transition's), together with the `alert.raised` / `alert.resolved` outbox
 //! event and a row in `alert_deliveries` for the [`notifier`], so an alert, its event and its
 //! delivery never disagree.
 //!
@@ -14,12 +14,14 @@
 pub mod message;
 pub mod notifier;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::items::ItemStatus;
+pub use crate::messages::AlertDocument;
+use crate::messages::Event;
+use crate::telemetry::names;
 pub use message::AlertContext;
 
 /// Why an alert is open.
@@ -60,32 +62,6 @@ impl AlertCause {
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|cause| cause.as_str() == value)
     }
-
-    /// The alert an Item in `status` has open; `None` for the healthy and removed statuses.
-    pub fn for_status(status: ItemStatus) -> Option<Self> {
-        match status {
-            ItemStatus::LoginRequired => Some(Self::LoginRequired),
-            ItemStatus::Error => Some(Self::ItemError),
-            ItemStatus::PendingExpiration => Some(Self::PendingExpiration),
-            ItemStatus::PendingDisconnect => Some(Self::PendingDisconnect),
-            ItemStatus::Revoked => Some(Self::Revoked),
-            ItemStatus::Active | ItemStatus::Removed => None,
-        }
-    }
-}
-
-/// What `alert.*` events and alert webhooks carry about an alert.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertDocument {
-    pub id: Uuid,
-    pub cause: String,
-    pub error_code: Option<String>,
-    pub message: String,
-    pub raised_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-    pub resolution: Option<String>,
-    pub item: message::ItemSummary,
-    pub repair: message::Repair,
 }
 
 /// Opens an alert for `cause` unless one is already open. Returns the new alert's id, or `None`
@@ -128,9 +104,9 @@ pub async fn raise(
         item: context.summary(),
         repair: context.repair(cause),
     };
-    crate::outbox::enqueue(tx, "alert.raised", Some(item_id), &document).await?;
+    crate::outbox::enqueue(tx, Some(item_id), &Event::AlertRaised(&document)).await?;
     enqueue_delivery(tx, id, "raised").await?;
-    metrics::counter!("plaidhook_alerts_raised_total", "cause" => cause.as_str()).increment(1);
+    metrics::counter!(names::ALERTS_RAISED, "cause" => cause.as_str()).increment(1);
     tracing::info!(item.id = %item_id, alert.id = %id, alert.cause = cause.as_str(), "alert raised");
     Ok(Some(id))
 }
@@ -172,10 +148,9 @@ pub async fn resolve(
             item: context.summary(),
             repair: context.repair(cause),
         };
-        crate::outbox::enqueue(tx, "alert.resolved", Some(item_id), &document).await?;
+        crate::outbox::enqueue(tx, Some(item_id), &Event::AlertResolved(&document)).await?;
         enqueue_delivery(tx, row.id, "resolved").await?;
-        metrics::counter!("plaidhook_alerts_resolved_total", "cause" => cause.as_str())
-            .increment(1);
+        metrics::counter!(names::ALERTS_RESOLVED, "cause" => cause.as_str()).increment(1);
         tracing::info!(item.id = %item_id, alert.id = %row.id, alert.cause = %row.cause, resolution, "alert resolved");
         resolved.push(row.id);
     }

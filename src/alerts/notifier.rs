@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::AlertDocument;
 use crate::config::{AlertFormat, AlertSettings};
+use crate::telemetry::names;
 
 const BATCH: i64 = 50;
 
@@ -140,8 +141,7 @@ impl Notifier {
                 )
                 .execute(&self.db)
                 .await?;
-                metrics::counter!("plaidhook_alert_deliveries_total", "outcome" => "delivered")
-                    .increment(1);
+                metrics::counter!(names::ALERT_DELIVERIES, "outcome" => "delivered").increment(1);
                 tracing::info!(alert.id = %alert_id, alert.delivery = kind, "alert delivered");
             }
             Some(error) => {
@@ -160,8 +160,7 @@ impl Notifier {
                 .execute(&self.db)
                 .await?;
                 let outcome = if exhausted { "failed" } else { "retrying" };
-                metrics::counter!("plaidhook_alert_deliveries_total", "outcome" => outcome)
-                    .increment(1);
+                metrics::counter!(names::ALERT_DELIVERIES, "outcome" => outcome).increment(1);
                 tracing::warn!(alert.id = %alert_id, alert.delivery = kind, attempts, error, outcome, "alert delivery failed");
             }
         }

@@ -16,14 +16,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::items::{accounts_of, AccountView};
-use super::{database, parse_item_id, plaid_failure, record_item_error};
-use crate::app::AppState;
+use super::{parse_item_id, plaid_failure, record_item_error, ApiContext, ApiState};
 use crate::error::ApiError;
-use crate::items::ItemStatus;
+use crate::items::accounts::{self, BalancesAt};
+use crate::items::{rows, ItemStatus};
+use crate::messages::SyncTrigger;
 use crate::plaid::{
     AccessTokenRequest, AccountsGetRequest, AccountsGetResponse, RequestIdResponse,
 };
-use crate::sync::{request_sync, SyncTrigger};
 
 #[derive(Debug, Serialize)]
 pub struct BalancesRefreshed {
@@ -32,27 +32,23 @@ pub struct BalancesRefreshed {
 }
 
 /// The Item must exist and not be removed.
-async fn usable_item(state: &AppState, item_id: Uuid) -> Result<(), ApiError> {
-    let status = sqlx::query_scalar!("select status from items where id = $1", item_id)
-        .fetch_optional(&state.db)
-        .await
-        .map_err(database)?
+async fn usable_item(state: &ApiContext, item_id: Uuid) -> Result<(), ApiError> {
+    let status = rows::status_of(&state.db, item_id)
+        .await?
         .ok_or(ApiError::NotFound)?;
-    if status == ItemStatus::Removed.as_str() {
+    if status == ItemStatus::Removed {
         return Err(ApiError::Conflict("the Item was removed".into()));
     }
     Ok(())
 }
 
 pub async fn refresh_balances(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(item_id): Path<String>,
 ) -> Result<Json<BalancesRefreshed>, ApiError> {
     let item_id = parse_item_id(&item_id)?;
     usable_item(&state, item_id).await?;
-    let (_, access_token) = crate::store::items::credentials(&state.db, &state.tokens, item_id)
-        .await
-        .map_err(ApiError::Internal)?;
+    let access_token = state.credentials(item_id).await?.access_token;
     let request = AccountsGetRequest {
         client_id: None,
         secret: None,
@@ -65,7 +61,7 @@ pub async fn refresh_balances(
             "/accounts/balance/get",
             Some(item_id),
             &request,
-            state.settings.plaid.balance_timeout(),
+            state.balance_timeout,
         )
         .await
     {
@@ -75,42 +71,9 @@ pub async fn refresh_balances(
             return Err(plaid_failure(error));
         }
     };
-    let mut tx = state.db.begin().await.map_err(database)?;
-    for account in &response.accounts {
-        let balances = &account.balances;
-        sqlx::query!(
-            "insert into accounts (account_id, item_id, name, official_name, mask, type, subtype,
-                                   balance_available, balance_current, balance_limit,
-                                   iso_currency_code, unofficial_currency_code, balances_updated_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
-             on conflict (account_id) do update set
-                 name = excluded.name, official_name = excluded.official_name,
-                 mask = excluded.mask, type = excluded.type, subtype = excluded.subtype,
-                 balance_available = excluded.balance_available,
-                 balance_current = excluded.balance_current,
-                 balance_limit = excluded.balance_limit,
-                 iso_currency_code = excluded.iso_currency_code,
-                 unofficial_currency_code = excluded.unofficial_currency_code,
-                 balances_updated_at = now()
-             where accounts.item_id = excluded.item_id",
-            account.account_id.as_str(),
-            item_id,
-            account.name,
-            account.official_name,
-            account.mask,
-            account.account_type.as_str(),
-            account.subtype.as_ref().map(|s| s.as_str().to_owned()),
-            balances.available,
-            balances.current,
-            balances.limit,
-            balances.iso_currency_code,
-            balances.unofficial_currency_code,
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(database)?;
-    }
-    tx.commit().await.map_err(database)?;
+    let mut tx = state.db.begin().await?;
+    accounts::upsert(&mut tx, item_id, &response.accounts, BalancesAt::Now).await?;
+    tx.commit().await?;
     Ok(Json(BalancesRefreshed {
         item_id,
         accounts: accounts_of(&state, item_id).await?,
@@ -124,12 +87,12 @@ pub struct SyncRequested {
 }
 
 pub async fn manual_sync(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(item_id): Path<String>,
 ) -> Result<(StatusCode, Json<SyncRequested>), ApiError> {
     let item_id = parse_item_id(&item_id)?;
     usable_item(&state, item_id).await?;
-    let min_interval = state.settings.api.manual_sync_min_interval().as_secs_f64();
+    let min_interval = state.api.manual_sync_min_interval().as_secs_f64();
     let claimed = sqlx::query_scalar!(
         "update items set manual_sync_requested_at = now()
          where id = $1 and (manual_sync_requested_at is null
@@ -139,17 +102,14 @@ pub async fn manual_sync(
         min_interval,
     )
     .fetch_optional(&state.db)
-    .await
-    .map_err(database)?;
+    .await?;
     let Some(plaid_item_id) = claimed else {
         return Err(ApiError::RateLimited(format!(
             "a manual sync of this Item was requested less than {} seconds ago",
-            state.settings.api.manual_sync_min_interval_secs
+            state.api.manual_sync_min_interval_secs
         )));
     };
-    let (_, access_token) = crate::store::items::credentials(&state.db, &state.tokens, item_id)
-        .await
-        .map_err(ApiError::Internal)?;
+    let access_token = state.credentials(item_id).await?.access_token;
     let refresh: Result<RequestIdResponse, _> = state
         .plaid
         .call(
@@ -166,14 +126,13 @@ pub async fn manual_sync(
         record_item_error(&state, item_id, &error).await?;
         return Err(plaid_failure(error));
     }
-    request_sync(
-        &state.publisher,
-        state.settings.plaid.environment.as_str(),
-        &plaid_item_id,
-        SyncTrigger::Manual,
-    )
-    .await
-    .map_err(|error| ApiError::Unavailable(anyhow::Error::new(error).context("sync request")))?;
+    state
+        .sync_requests
+        .request(&plaid_item_id, SyncTrigger::Manual)
+        .await
+        .map_err(|error| {
+            ApiError::Unavailable(anyhow::Error::new(error).context("sync request"))
+        })?;
     tracing::info!(item.id = %item_id, "manual sync requested");
     Ok((
         StatusCode::ACCEPTED,

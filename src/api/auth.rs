@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::ApiSettings;
 use crate::error::ApiError;
+use crate::telemetry::names;
 
 /// The configured API tokens, as hashes.
 pub struct ApiAuth {
@@ -82,7 +83,7 @@ pub async fn require_bearer(
             next.run(request).await
         }
         None => {
-            metrics::counter!("plaidhook_api_unauthorized_total").increment(1);
+            metrics::counter!(names::API_UNAUTHORIZED).increment(1);
             let mut response = ApiError::Unauthorized.into_response();
             response
                 .headers_mut()

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use super::{ApiContext, ApiState};
 use crate::deadletters::{self, ParkedMessage};
 use crate::error::ApiError;
 
@@ -53,7 +53,7 @@ fn checked_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError
     }
 }
 
-async fn channel(state: &AppState) -> Result<lapin::Channel, ApiError> {
+async fn channel(state: &ApiContext) -> Result<lapin::Channel, ApiError> {
     let connection = state
         .broker
         .connection()
@@ -71,17 +71,17 @@ async fn channel(state: &AppState) -> Result<lapin::Channel, ApiError> {
 
 /// `GET /api/v1/dead-letters?limit=N`
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeadLetters>, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
     let limit = checked_limit(query.limit, 20)?;
     let channel = channel(&state).await?;
-    let depth = deadletters::depth(&channel, &state.topology)
+    let depth = deadletters::depth(&channel, state.publisher.topology())
         .await
         .map_err(ApiError::Unavailable)?;
-    let messages = deadletters::list(&channel, &state.topology, limit)
+    let messages = deadletters::list(&channel, state.publisher.topology(), limit)
         .await
         .map_err(ApiError::Unavailable)?;
     let _ = channel.close(200, "done".into()).await;
@@ -90,7 +90,7 @@ pub async fn list(
 
 /// `POST /api/v1/dead-letters/replay` `{limit?}`
 pub async fn replay(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<Replayed>, ApiError> {
     let request: ReplayRequest = super::optional_body(&body)?;
@@ -99,7 +99,7 @@ pub async fn replay(
     let replayed = deadletters::replay(&channel, &state.publisher, limit, false)
         .await
         .map_err(ApiError::Unavailable)?;
-    let depth = deadletters::depth(&channel, &state.topology)
+    let depth = deadletters::depth(&channel, state.publisher.topology())
         .await
         .map_err(ApiError::Unavailable)?;
     tracing::info!(replayed, "dead letters replayed through the API");

@@ -13,10 +13,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{database, optional_body, parse_item_id, plaid_failure};
-use crate::app::AppState;
+use super::{optional_body, parse_item_id, plaid_failure, ApiContext, ApiState};
 use crate::error::ApiError;
-use crate::items::{transition, ItemStatus, StatusSource, Transition};
+use crate::items::{rows, ItemStatus, StatusSource};
 use crate::plaid::{ErrorCode, ItemRemoveRequest, RequestIdResponse};
 
 const DEFAULT_PAGE: i64 = 100;
@@ -58,7 +57,7 @@ pub struct ItemList {
 }
 
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<ItemList>, ApiError> {
     let Query(params) = params
@@ -66,8 +65,8 @@ pub async fn list(
     if let Some(status) = &params.status {
         if ItemStatus::parse(status).is_none() {
             return Err(ApiError::BadRequest(format!(
-                "`status` must be one of active, login_required, pending_expiration, \
-                 pending_disconnect, revoked, error, removed (got `{status}`)"
+                "`status` must be one of {} (got `{status}`)",
+                ItemStatus::listed()
             )));
         }
     }
@@ -90,8 +89,7 @@ pub async fn list(
         limit,
     )
     .fetch_all(&state.db)
-    .await
-    .map_err(database)?;
+    .await?;
     let next_after = (items.len() as i64 == limit)
         .then(|| items.last().map(|item| item.id))
         .flatten();
@@ -165,7 +163,7 @@ pub struct ItemDetail {
 }
 
 /// The Item's accounts with their stored balances.
-pub async fn accounts_of(state: &AppState, item_id: Uuid) -> Result<Vec<AccountView>, ApiError> {
+pub async fn accounts_of(state: &ApiContext, item_id: Uuid) -> Result<Vec<AccountView>, ApiError> {
     let rows = sqlx::query!(
         "select account_id, name, official_name, mask, type as account_type, subtype,
                 balance_available, balance_current, balance_limit, iso_currency_code,
@@ -174,8 +172,7 @@ pub async fn accounts_of(state: &AppState, item_id: Uuid) -> Result<Vec<AccountV
         item_id
     )
     .fetch_all(&state.db)
-    .await
-    .map_err(database)?;
+    .await?;
     Ok(rows
         .into_iter()
         .map(|row| AccountView {
@@ -197,7 +194,7 @@ pub async fn accounts_of(state: &AppState, item_id: Uuid) -> Result<Vec<AccountV
         .collect())
 }
 
-async fn item_view(state: &AppState, item_id: Uuid) -> Result<ItemView, ApiError> {
+async fn item_view(state: &ApiContext, item_id: Uuid) -> Result<ItemView, ApiError> {
     sqlx::query_as!(
         ItemView,
         "select id, plaid_item_id, client_user_id, institution_id, institution_name, status,
@@ -207,13 +204,12 @@ async fn item_view(state: &AppState, item_id: Uuid) -> Result<ItemView, ApiError
         item_id
     )
     .fetch_optional(&state.db)
-    .await
-    .map_err(database)?
+    .await?
     .ok_or(ApiError::NotFound)
 }
 
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(item_id): Path<String>,
 ) -> Result<Json<ItemDetail>, ApiError> {
     let item_id = parse_item_id(&item_id)?;
@@ -226,8 +222,7 @@ pub async fn get(
         item_id
     )
     .fetch_optional(&state.db)
-    .await
-    .map_err(database)?;
+    .await?;
     let open_alerts = sqlx::query_as!(
         AlertView,
         "select id, cause, error_code, message, raised_at from alerts
@@ -235,8 +230,7 @@ pub async fn get(
         item_id
     )
     .fetch_all(&state.db)
-    .await
-    .map_err(database)?;
+    .await?;
     let history = sqlx::query_as!(
         HistoryView,
         "select from_status, to_status, cause, error_code, error_message, source,
@@ -245,8 +239,7 @@ pub async fn get(
         item_id
     )
     .fetch_all(&state.db)
-    .await
-    .map_err(database)?;
+    .await?;
     Ok(Json(ItemDetail {
         item,
         accounts,
@@ -270,7 +263,7 @@ pub struct RemoveRequest {
 /// `/item/remove` at Plaid, then `removed` here (its alerts resolve). Removing a removed Item
 /// answers the same again.
 pub async fn remove(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(item_id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ItemView>, ApiError> {
@@ -289,9 +282,7 @@ pub async fn remove(
     if item.status == ItemStatus::Removed.as_str() {
         return Ok(Json(item));
     }
-    let (_, access_token) = crate::store::items::credentials(&state.db, &state.tokens, item_id)
-        .await
-        .map_err(ApiError::Internal)?;
+    let access_token = state.credentials(item_id).await?.access_token;
     let request = ItemRemoveRequest {
         client_id: None,
         secret: None,
@@ -312,28 +303,9 @@ pub async fn remove(
             return Err(plaid_failure(error));
         }
     }
-    let mut tx = state.db.begin().await.map_err(database)?;
-    sqlx::query!(
-        "update items set removed_at = coalesce(removed_at, now()) where id = $1",
-        item_id
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(database)?;
-    transition(
-        &mut tx,
-        item_id,
-        Transition {
-            to: ItemStatus::Removed,
-            cause: "removed_by_api",
-            error_code: None,
-            error_message: None,
-            source: StatusSource::Api,
-        },
-    )
-    .await
-    .map_err(database)?;
-    tx.commit().await.map_err(database)?;
+    let mut tx = state.db.begin().await?;
+    rows::mark_removed(&mut tx, item_id, "removed_by_api", None, StatusSource::Api).await?;
+    tx.commit().await?;
     tracing::info!(item.id = %item_id, "Item removed");
     item_view(&state, item_id).await.map(Json)
 }

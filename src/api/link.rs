@@ -17,18 +17,19 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{optional_body, parse_item_id, plaid_failure, require_text, ApiJson};
-use crate::app::AppState;
+use super::{
+    optional_body, parse_item_id, plaid_failure, require_text, ApiContext, ApiJson, ApiState,
+};
 use crate::error::ApiError;
-use crate::items::reconcile::{reconcile, ReconcileError};
+use crate::items::reconcile::ReconcileError;
+use crate::items::rows::LinkedItem;
 use crate::items::{ItemStatus, Signal, StatusSource};
+use crate::messages::SyncTrigger;
 use crate::plaid::{
     AccessTokenRequest, ItemGetResponse, ItemPublicTokenExchangeRequest,
     ItemPublicTokenExchangeResponse, LinkTokenCreateRequest, LinkTokenCreateResponse,
     LinkTokenTransactions, LinkTokenUpdate, LinkTokenUser, Product, PublicToken,
 };
-use crate::store::items::LinkedItem;
-use crate::sync::{request_sync, SyncTrigger};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,8 +55,8 @@ pub struct LinkTokenView {
     pub account_selection_enabled: Option<bool>,
 }
 
-fn link_request(state: &AppState, client_user_id: String) -> LinkTokenCreateRequest {
-    let link = &state.settings.link;
+fn link_request(state: &ApiContext, client_user_id: String) -> LinkTokenCreateRequest {
+    let link = &state.link;
     LinkTokenCreateRequest {
         client_id: None,
         secret: None,
@@ -77,7 +78,7 @@ fn link_request(state: &AppState, client_user_id: String) -> LinkTokenCreateRequ
 }
 
 pub async fn create_link_token(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     ApiJson(body): ApiJson<NewLinkToken>,
 ) -> Result<(StatusCode, Json<LinkTokenView>), ApiError> {
     require_text("client_user_id", &body.client_user_id, 128)?;
@@ -118,7 +119,7 @@ pub struct UpdateLinkToken {
 }
 
 pub async fn create_update_link_token(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(item_id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<LinkTokenView>), ApiError> {
@@ -129,17 +130,14 @@ pub async fn create_update_link_token(
         item_id
     )
     .fetch_optional(&state.db)
-    .await
-    .map_err(super::database)?
+    .await?
     .ok_or(ApiError::NotFound)?;
     if item.status == ItemStatus::Removed.as_str() {
         return Err(ApiError::Conflict(
             "the Item was removed; link the institution again instead".into(),
         ));
     }
-    let (_, access_token) = crate::store::items::credentials(&state.db, &state.tokens, item_id)
-        .await
-        .map_err(ApiError::Internal)?;
+    let access_token = state.credentials(item_id).await?.access_token;
     let account_selection = body
         .account_selection_enabled
         .unwrap_or(item.new_accounts_available);
@@ -188,7 +186,7 @@ pub struct ExchangeView {
 }
 
 pub async fn exchange_public_token(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     ApiJson(body): ApiJson<ExchangeRequest>,
 ) -> Result<(StatusCode, Json<ExchangeView>), ApiError> {
     require_text("public_token", &body.public_token, 512)?;
@@ -224,7 +222,7 @@ pub async fn exchange_public_token(
         .as_ref()
         .and_then(|d| d.item.item.institution_name.clone());
     let plaid_item_id = exchanged.item_id.as_str().to_owned();
-    let item_id = crate::store::items::link(
+    let item_id = crate::items::rows::link(
         &state.db,
         &state.tokens,
         LinkedItem {
@@ -235,17 +233,13 @@ pub async fn exchange_public_token(
             institution_name: institution_name.as_deref(),
         },
     )
-    .await
-    .map_err(super::database)?;
+    .await?;
     tracing::info!(item.id = %item_id, plaid.item_id = %plaid_item_id, "Item linked");
-    let first_sync_requested = match request_sync(
-        &state.publisher,
-        state.settings.plaid.environment.as_str(),
-        &plaid_item_id,
-        SyncTrigger::Exchange,
-    )
-    .await
-    {
+    let requested = state
+        .sync_requests
+        .request(&plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    let first_sync_requested = match requested {
         Ok(_) => true,
         Err(error) => {
             tracing::warn!(item.id = %item_id, error = %error, "first sync not requested; the scheduler will request it");
@@ -281,27 +275,23 @@ pub struct LinkSuccessView {
 }
 
 pub async fn link_success(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(item_id): Path<String>,
     body: Bytes,
 ) -> Result<Json<LinkSuccessView>, ApiError> {
     let item_id = parse_item_id(&item_id)?;
     let body: LinkSuccess = optional_body(&body)?;
     tracing::info!(item.id = %item_id, link.session_id = body.link_session_id.as_deref().unwrap_or("-"), "Link success reported");
-    let reconciled = reconcile(
-        &state,
-        item_id,
-        Signal::LinkSuccess,
-        StatusSource::Api,
-        None,
-    )
-    .await
-    .map_err(|error| match error {
-        ReconcileError::NotFound(_) => ApiError::NotFound,
-        ReconcileError::Plaid(error) => plaid_failure(error),
-        ReconcileError::Database(error) => super::database(error),
-        ReconcileError::Token(error) => ApiError::Internal(error),
-    })?;
+    let reconciled = state
+        .reconciler
+        .reconcile(item_id, Signal::LinkSuccess, StatusSource::Api, None)
+        .await
+        .map_err(|error| match error {
+            ReconcileError::NotFound(_) => ApiError::NotFound,
+            ReconcileError::Plaid(error) => plaid_failure(error),
+            ReconcileError::Database(error) => error.into(),
+            ReconcileError::Credentials(error) => error.into(),
+        })?;
     if reconciled.from == ItemStatus::Removed {
         return Err(ApiError::Conflict("the Item was removed".into()));
     }
@@ -310,7 +300,10 @@ pub async fn link_success(
         ItemStatus::Active | ItemStatus::PendingExpiration
     );
     if healthy {
-        crate::items::consumer::request_repaired_sync(&state, &reconciled.plaid_item_id).await;
+        state
+            .sync_requests
+            .request_after_repair(&reconciled.plaid_item_id)
+            .await;
     }
     Ok(Json(LinkSuccessView {
         item_id,

@@ -28,15 +28,62 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::app::AppState;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::broker::{Broker, Publisher};
+use crate::config::{ApiSettings, LinkSettings};
+use crate::crypto::TokenCipher;
 use crate::error::ApiError;
-use crate::items::{transition, ItemStatus, StatusSource, Transition};
-use crate::plaid::client::PlaidCallError;
+use crate::items::rows::{self, Credentials, CredentialsError};
+use crate::items::{transition, ItemStatus, Reconciler, StatusSource, Transition};
+use crate::messages::SyncRequester;
+use crate::plaid::client::{PlaidCallError, PlaidClient};
 use crate::plaid::{ErrorType, PlaidError};
 
+/// What the API's handlers work with, built by the application.
+pub struct ApiContext {
+    pub db: PgPool,
+    pub plaid: PlaidClient,
+    pub tokens: TokenCipher,
+    pub reconciler: Reconciler,
+    pub sync_requests: SyncRequester,
+    /// For the dead-letter operations.
+    pub broker: Broker,
+    pub publisher: Arc<Publisher>,
+    pub api: ApiSettings,
+    pub link: LinkSettings,
+    /// Timeout of `/accounts/balance/get`.
+    pub balance_timeout: Duration,
+    /// Where Plaid is told to send webhooks (given in every Link token).
+    pub webhook_url: String,
+}
+
+/// The handlers' state: one context, shared.
+pub type ApiState = Arc<ApiContext>;
+
+impl ApiContext {
+    /// The Item's opened access token, for a call to Plaid.
+    pub async fn credentials(&self, item_id: Uuid) -> Result<Credentials, ApiError> {
+        let mut conn = self.db.acquire().await?;
+        Ok(rows::credentials(&mut conn, &self.tokens, item_id).await?)
+    }
+}
+
+impl From<CredentialsError> for ApiError {
+    fn from(error: CredentialsError) -> Self {
+        match error {
+            CredentialsError::NotFound(_) => ApiError::NotFound,
+            CredentialsError::Database(error) => error.into(),
+            unreadable @ CredentialsError::Unreadable(_) => ApiError::Internal(unreadable.into()),
+        }
+    }
+}
+
 /// The API's routes, authenticated, with their state applied.
-pub fn router(state: AppState) -> Router {
-    let auth = Arc::new(auth::ApiAuth::from_settings(&state.settings.api));
+pub fn router(state: ApiState) -> Router {
+    let auth = Arc::new(auth::ApiAuth::from_settings(&state.api));
     Router::new()
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/v1/link/token", post(link::create_link_token))
@@ -133,7 +180,7 @@ pub fn plaid_failure(error: PlaidCallError) -> ApiError {
 /// An ITEM_ERROR met on an API call is news about the Item's health: record it as the sync
 /// worker does, through `transition` (which raises the alert).
 pub async fn record_item_error(
-    state: &AppState,
+    state: &ApiContext,
     item_id: Uuid,
     error: &PlaidCallError,
 ) -> Result<(), ApiError> {
@@ -148,13 +195,13 @@ pub async fn record_item_error(
 }
 
 async fn move_item(
-    state: &AppState,
+    state: &ApiContext,
     item_id: Uuid,
     to: ItemStatus,
     cause: &str,
     error: Option<&PlaidError>,
 ) -> Result<(), ApiError> {
-    let mut tx = state.db.begin().await.map_err(database)?;
+    let mut tx = state.db.begin().await?;
     transition(
         &mut tx,
         item_id,
@@ -166,12 +213,6 @@ async fn move_item(
             source: StatusSource::Api,
         },
     )
-    .await
-    .map_err(database)?;
-    tx.commit().await.map_err(database)
-}
-
-/// A database failure as the client sees it: unavailable, try again.
-pub fn database(error: sqlx::Error) -> ApiError {
-    ApiError::Unavailable(anyhow::Error::new(error).context("database"))
+    .await?;
+    Ok(tx.commit().await?)
 }

@@ -6,6 +6,8 @@
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::messages::ItemStatus;
+
 fn error_response(description: &str) -> Value {
     json!({ "description": description,
             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -47,15 +49,7 @@ fn operation(summary: &str, success: (&str, Value), request: Option<Value>, item
 
 /// The document.
 pub fn spec() -> Value {
-    let item_statuses = json!([
-        "active",
-        "login_required",
-        "pending_expiration",
-        "pending_disconnect",
-        "revoked",
-        "error",
-        "removed"
-    ]);
+    let item_statuses = json!(ItemStatus::ALL.map(ItemStatus::as_str));
     let mut list = operation(
         "List Items, optionally by status",
         ("200", ok("A page of Items", "ItemList")),

@@ -24,20 +24,35 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Broker, Publisher};
+use crate::telemetry::names;
 
 /// Header carrying how many times a message has been retried through the delay queues.
 pub const ATTEMPT_HEADER: &str = "x-plaidhook-attempt";
+
+/// Why a message is retried: the error that stopped it, kept typed for the log line.
+pub type RetryReason = Box<dyn std::error::Error + Send + Sync>;
 
 /// What became of a message.
 #[derive(Debug)]
 pub enum Outcome {
     Ack,
-    Retry { reason: String },
+    Retry { reason: RetryReason },
     Park { reason: String },
+}
+
+impl Outcome {
+    /// A transient failure: `reason` is the error (or a few words saying why).
+    pub fn retry(reason: impl Into<RetryReason>) -> Self {
+        Self::Retry {
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A delivered message, as a handler sees it.
 pub struct Message {
+    /// The AMQP `type` property, which says what the body is.
+    pub kind: Option<String>,
     pub body: Vec<u8>,
     /// Retries so far through the delay queues (0 on first delivery).
     pub attempt: u32,
@@ -140,6 +155,11 @@ where
         let spec = spec.clone();
         in_flight.spawn(async move {
             let message = Message {
+                kind: delivery
+                    .properties
+                    .kind()
+                    .as_ref()
+                    .map(|kind| kind.to_string()),
                 body: delivery.data.clone(),
                 attempt: attempt_of(&delivery),
                 redelivered: delivery.redelivered,
@@ -181,10 +201,10 @@ async fn settle(
         Outcome::Retry { .. } => "retry",
         Outcome::Park { .. } => "park",
     };
-    metrics::counter!("plaidhook_consumer_messages_total", "consumer" => spec.name, "outcome" => label).increment(1);
+    metrics::counter!(names::CONSUMER_MESSAGES, "consumer" => spec.name, "outcome" => label)
+        .increment(1);
     if delivery.redelivered {
-        metrics::counter!("plaidhook_consumer_redeliveries_total", "consumer" => spec.name)
-            .increment(1);
+        metrics::counter!(names::CONSUMER_REDELIVERIES, "consumer" => spec.name).increment(1);
     }
     match outcome {
         Outcome::Ack => {

@@ -16,6 +16,7 @@ use lapin::{BasicProperties, Channel};
 use tokio::sync::Mutex;
 
 use super::{Broker, Topology};
+use crate::telemetry::names;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -96,7 +97,7 @@ impl Publisher {
             Ok(()) => "confirmed",
             Err(error) => error.label(),
         };
-        metrics::histogram!("plaidhook_broker_publish_duration_seconds", "outcome" => outcome)
+        metrics::histogram!(names::BROKER_PUBLISH_DURATION, "outcome" => outcome)
             .record(started.elapsed().as_secs_f64());
         if let Err(error) = &result {
             if !matches!(error, PublishError::Unroutable | PublishError::Nacked) {

@@ -6,25 +6,39 @@
 //! down because verified webhooks go to the spool, as long as the spool stays under
 //! `webhook.spool_ready_max` rows. `/metrics` renders Prometheus text.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+use sqlx::PgPool;
 
-use crate::app::AppState;
-use crate::broker::BrokerStatus;
+use crate::broker::{Broker, BrokerStatus};
 
 /// How long the readiness probe waits for the database before calling it unreachable.
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the probes look at, and what this process is for.
+pub struct Probes {
+    pub db: PgPool,
+    pub broker: Broker,
+    /// The process consumes queues: it is not ready without the broker.
+    pub consumes: bool,
+    /// The process runs the webhook ingress: it is not ready while the spool is too deep.
+    pub ingests: bool,
+    pub spool_ready_max: i64,
+    pub metrics: PrometheusHandle,
+}
 
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn readyz(State(state): State<Arc<Probes>>) -> impl IntoResponse {
     let database_ok = tokio::time::timeout(
         DATABASE_PROBE_TIMEOUT,
         crate::store::is_reachable(&state.db),
@@ -32,15 +46,15 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     .await
     .unwrap_or(false);
     let broker = state.broker.status();
-    let broker_ok = !state.role.consumes() || broker != BrokerStatus::Disconnected;
+    let broker_ok = !state.consumes || broker != BrokerStatus::Disconnected;
     // A spool that keeps growing means webhooks are arriving faster than they can be relayed:
     // past the threshold an ingress asks to be taken out of rotation (Plaid retries elsewhere).
-    let spool_depth = if database_ok && state.role.serves_public() {
+    let spool_depth = if database_ok && state.ingests {
         crate::webhook::spool::depth(&state.db).await.ok()
     } else {
         None
     };
-    let spool_ok = spool_depth.is_none_or(|depth| depth <= state.settings.webhook.spool_ready_max);
+    let spool_ok = spool_depth.is_none_or(|depth| depth <= state.spool_ready_max);
     let ready = database_ok && broker_ok && spool_ok;
     let status = if ready {
         StatusCode::OK
@@ -58,7 +72,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<Arc<Probes>>) -> impl IntoResponse {
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -11,152 +11,145 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::app::AppState;
-use crate::broker::consumer::{ConsumerSpec, Message, Outcome};
-use crate::items::health::Signal;
-use crate::items::reconcile::{reconcile, ReconcileError};
-use crate::items::StatusSource;
-use crate::sync::{request_sync, SyncTrigger};
-use crate::webhook::WebhookEnvelope;
+use super::health::Signal;
+use super::reconcile::{ReconcileError, Reconciler};
+use super::rows;
+use super::StatusSource;
+use crate::broker::consumer::{self, ConsumerSpec, Message, Outcome};
+use crate::broker::{Broker, Publisher};
+use crate::messages::{Event, SyncRequester, WebhookEnvelope};
+use crate::plaid::WebhookCode;
 
 /// ITEM webhooks are rare and each holds a database connection while it asks Plaid, so a small
 /// prefetch keeps the pool free for everything else.
 const ITEMS_PREFETCH: u16 = 2;
 
-/// Consumes `plaidhook.items` until `shutdown`.
-pub async fn run(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
-    let topology = &state.topology;
-    let queue = topology.items_queue();
-    let spec = ConsumerSpec {
-        name: "items",
-        retry_queues: topology.retry_queues(&queue),
-        queue,
-        prefetch: ITEMS_PREFETCH.min(state.settings.rabbitmq.prefetch),
-    };
-    let broker = state.broker.clone();
-    let publisher = state.publisher.clone();
-    let state = Arc::new(state);
-    crate::broker::consumer::run(
-        broker,
-        publisher,
-        spec,
-        move |message| handle(state.clone(), message),
-        shutdown,
-    )
-    .await;
+/// What the consumer of `plaidhook.items` works with.
+pub struct ItemsConsumer {
+    pub reconciler: Reconciler,
+    pub sync_requests: SyncRequester,
 }
 
-/// Handles one ITEM webhook envelope.
-pub async fn handle(state: Arc<AppState>, message: Message) -> Outcome {
-    let envelope: WebhookEnvelope = match serde_json::from_slice(&message.body) {
-        Ok(envelope) => envelope,
-        Err(error) => {
-            return Outcome::Park {
-                reason: format!("not a webhook envelope: {error}"),
+impl ItemsConsumer {
+    /// Consumes `plaidhook.items` until `shutdown`; `prefetch` caps the configured prefetch.
+    pub async fn run(
+        self,
+        broker: Broker,
+        publisher: Arc<Publisher>,
+        prefetch: u16,
+        shutdown: CancellationToken,
+    ) {
+        let topology = publisher.topology();
+        let queue = topology.items_queue();
+        let spec = ConsumerSpec {
+            name: "items",
+            retry_queues: topology.retry_queues(&queue),
+            queue,
+            prefetch: ITEMS_PREFETCH.min(prefetch),
+        };
+        let consumer = Arc::new(self);
+        consumer::run(
+            broker,
+            publisher,
+            spec,
+            move |message| {
+                let consumer = consumer.clone();
+                async move { consumer.handle(message).await }
+            },
+            shutdown,
+        )
+        .await;
+    }
+
+    /// Handles one ITEM webhook envelope.
+    pub async fn handle(&self, message: Message) -> Outcome {
+        let envelope: WebhookEnvelope = match serde_json::from_slice(&message.body) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                return Outcome::Park {
+                    reason: format!("not a webhook envelope: {error}"),
+                }
             }
-        }
-    };
-    let code = envelope.webhook_code.as_str();
-    let Some(plaid_item_id) = envelope.item_id.as_deref() else {
-        tracing::info!(
-            webhook.code = code,
-            "ITEM webhook without an item_id; ignored"
-        );
-        return Outcome::Ack;
-    };
-    let item_id = match crate::store::items::id_for_plaid_item(&state.db, plaid_item_id).await {
-        Ok(Some(id)) => id,
-        Ok(None) => {
-            // Plaid may speak of an Item before its exchange is stored, or of one removed long
-            // ago; there is nothing of ours to move.
+        };
+        let code = &envelope.webhook_code;
+        let Some(plaid_item_id) = envelope.item_id.as_deref() else {
             tracing::info!(
-                webhook.code = code,
-                plaid.item_id = plaid_item_id,
-                "ITEM webhook for an unknown Item; ignored"
+                webhook.code = %code,
+                "ITEM webhook without an item_id; ignored"
             );
             return Outcome::Ack;
-        }
-        Err(error) => {
-            return Outcome::Retry {
-                reason: format!("database: {error}"),
+        };
+        let db = &self.reconciler.db;
+        let item_id = match rows::id_for_plaid_item(db, plaid_item_id).await {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                // Plaid may speak of an Item before its exchange is stored, or of one removed
+                // long ago; there is nothing of ours to move.
+                tracing::info!(
+                    webhook.code = %code,
+                    plaid.item_id = plaid_item_id,
+                    "ITEM webhook for an unknown Item; ignored"
+                );
+                return Outcome::Ack;
             }
+            Err(error) => return Outcome::retry(error),
+        };
+        if *code == WebhookCode::UserAccountRevoked {
+            return self.account_revoked(item_id, &envelope).await;
         }
-    };
-    if code == "USER_ACCOUNT_REVOKED" {
-        return account_revoked(&state, item_id, &envelope).await;
-    }
-    let Some(signal) = Signal::from_webhook_code(code) else {
-        tracing::debug!(item.id = %item_id, webhook.code = code, "ITEM webhook code without health meaning");
-        return Outcome::Ack;
-    };
-    let span = tracing::info_span!("item_webhook", item.id = %item_id, webhook.code = code);
-    let reconciled = reconcile(
-        &state,
-        item_id,
-        signal,
-        StatusSource::Webhook,
-        Some(envelope.received_at),
-    )
-    .instrument(span)
-    .await;
-    match reconciled {
-        Ok(reconciled) => {
-            if reconciled.repaired() {
-                request_repaired_sync(&state, &reconciled.plaid_item_id).await;
+        let Some(signal) = Signal::from_webhook_code(code) else {
+            tracing::debug!(item.id = %item_id, webhook.code = %code, "ITEM webhook code without health meaning");
+            return Outcome::Ack;
+        };
+        let span = tracing::info_span!("item_webhook", item.id = %item_id, webhook.code = %code);
+        let reconciled = self
+            .reconciler
+            .reconcile(
+                item_id,
+                signal,
+                StatusSource::Webhook,
+                Some(envelope.received_at),
+            )
+            .instrument(span)
+            .await;
+        match reconciled {
+            Ok(reconciled) => {
+                if reconciled.repaired() {
+                    self.sync_requests
+                        .request_after_repair(&reconciled.plaid_item_id)
+                        .await;
+                }
+                Outcome::Ack
             }
-            Outcome::Ack
+            Err(error) if error.is_transient() => Outcome::retry(error),
+            Err(ReconcileError::NotFound(_)) => Outcome::Ack,
+            Err(error) => Outcome::Park {
+                reason: error.to_string(),
+            },
         }
-        Err(error) if error.is_transient() => Outcome::Retry {
-            reason: error.to_string(),
-        },
-        Err(ReconcileError::NotFound(_)) => Outcome::Ack,
-        Err(error) => Outcome::Park {
-            reason: error.to_string(),
-        },
     }
-}
 
-/// Asks for the sync a repaired Item deserves. A failed publish is logged, not retried here:
-/// the status change is committed, and the scheduler's stale-Item sweep requests the sync.
-pub async fn request_repaired_sync(state: &AppState, plaid_item_id: &str) {
-    let environment = state.settings.plaid.environment.as_str();
-    if let Err(error) = request_sync(
-        &state.publisher,
-        environment,
-        plaid_item_id,
-        SyncTrigger::Repaired,
-    )
-    .await
-    {
-        tracing::warn!(plaid.item_id = plaid_item_id, error = %error, "could not request the sync of a repaired Item; the scheduler will");
-    }
-}
-
-async fn account_revoked(
-    state: &AppState,
-    item_id: uuid::Uuid,
-    envelope: &WebhookEnvelope,
-) -> Outcome {
-    let body: serde_json::Value = serde_json::from_str(envelope.body.get()).unwrap_or_default();
-    let account_id = body["account_id"].as_str().map(str::to_owned);
-    let result = async {
-        let mut tx = state.db.begin().await?;
-        crate::outbox::enqueue(
-            &mut tx,
-            "item.account_revoked",
-            Some(item_id),
-            &serde_json::json!({ "account_id": account_id }),
-        )
-        .await?;
-        tx.commit().await
-    }
-    .await;
-    match result {
-        Ok(()) => Outcome::Ack,
-        Err(error) => Outcome::Retry {
-            reason: format!("database: {error}"),
-        },
+    async fn account_revoked(&self, item_id: uuid::Uuid, envelope: &WebhookEnvelope) -> Outcome {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            account_id: Option<String>,
+        }
+        let account_id = serde_json::from_str::<Body>(envelope.body.get())
+            .ok()
+            .and_then(|body| body.account_id);
+        let result = async {
+            let mut tx = self.reconciler.db.begin().await?;
+            let event = Event::ItemAccountRevoked { account_id };
+            crate::outbox::enqueue(&mut tx, Some(item_id), &event).await?;
+            tx.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => Outcome::Ack,
+            Err(error) => Outcome::retry(error),
+        }
     }
 }

@@ -17,7 +17,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::status::{transition, ItemStatus, StatusSource, Transition};
-use crate::plaid::{ErrorCode, Item};
+use crate::plaid::{ErrorCode, Item, WebhookCode};
 
 /// Plaid sends PENDING_EXPIRATION 7 days before consent expires; an Item whose consent ends
 /// within this window is `pending_expiration` (an hour of slack absorbs clock skew).
@@ -50,15 +50,15 @@ pub enum Signal {
 
 impl Signal {
     /// The signal an ITEM webhook code carries; `None` for codes that do not concern health.
-    pub fn from_webhook_code(code: &str) -> Option<Self> {
+    pub fn from_webhook_code(code: &WebhookCode) -> Option<Self> {
         Some(match code {
-            "ERROR" => Self::Error,
-            "PENDING_EXPIRATION" => Self::PendingExpiration,
-            "PENDING_DISCONNECT" => Self::PendingDisconnect,
-            "USER_PERMISSION_REVOKED" => Self::PermissionRevoked,
-            "LOGIN_REPAIRED" => Self::LoginRepaired,
-            "NEW_ACCOUNTS_AVAILABLE" => Self::NewAccountsAvailable,
-            "WEBHOOK_UPDATE_ACKNOWLEDGED" => Self::WebhookUpdateAcknowledged,
+            WebhookCode::Error => Self::Error,
+            WebhookCode::PendingExpiration => Self::PendingExpiration,
+            WebhookCode::PendingDisconnect => Self::PendingDisconnect,
+            WebhookCode::UserPermissionRevoked => Self::PermissionRevoked,
+            WebhookCode::LoginRepaired => Self::LoginRepaired,
+            WebhookCode::NewAccountsAvailable => Self::NewAccountsAvailable,
+            WebhookCode::WebhookUpdateAcknowledged => Self::WebhookUpdateAcknowledged,
             _ => return None,
         })
     }
@@ -165,13 +165,13 @@ pub async fn on_sync_succeeded(
     tx: &mut Transaction<'_, Postgres>,
     item_id: Uuid,
 ) -> Result<(), sqlx::Error> {
-    let status: String = sqlx::query_scalar!("select status from items where id = $1", item_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    if matches!(
-        ItemStatus::parse(&status),
-        Some(ItemStatus::LoginRequired | ItemStatus::Error)
-    ) {
+    let status = sqlx::query_scalar!(
+        r#"select status as "status: ItemStatus" from items where id = $1"#,
+        item_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if matches!(status, ItemStatus::LoginRequired | ItemStatus::Error) {
         transition(
             tx,
             item_id,

@@ -10,10 +10,15 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use sqlx::PgPool;
+
 use super::health::{decide, is_repair, Signal};
+use super::rows::{self, CredentialsError};
 use super::status::{transition, ItemStatus, StatusSource, Transition};
-use crate::app::AppState;
+use crate::crypto::TokenCipher;
+use crate::messages::Event;
 use crate::plaid::client::PlaidCallError;
+use crate::plaid::client::PlaidClient;
 use crate::plaid::{AccessTokenRequest, ErrorCode, ItemGetResponse};
 
 /// Namespaces the per-Item advisory lock keys of health reconciliation.
@@ -43,8 +48,18 @@ pub enum ReconcileError {
     Database(#[from] sqlx::Error),
     #[error("/item/get failed: {0}")]
     Plaid(#[source] PlaidCallError),
-    #[error("the access token could not be opened: {0:#}")]
-    Token(anyhow::Error),
+    #[error(transparent)]
+    Credentials(CredentialsError),
+}
+
+impl From<CredentialsError> for ReconcileError {
+    fn from(error: CredentialsError) -> Self {
+        match error {
+            CredentialsError::Database(error) => Self::Database(error),
+            CredentialsError::NotFound(id) => Self::NotFound(id),
+            unreadable @ CredentialsError::Unreadable(_) => Self::Credentials(unreadable),
+        }
+    }
 }
 
 impl ReconcileError {
@@ -54,15 +69,36 @@ impl ReconcileError {
             Self::Database(_) => true,
             Self::Plaid(PlaidCallError::Plaid { error, .. }) => error.is_retryable(),
             Self::Plaid(_) => true,
-            Self::NotFound(_) | Self::Token(_) => false,
+            Self::NotFound(_) | Self::Credentials(_) => false,
         }
     }
 }
 
-/// Looks at the Item in Plaid and moves its status as the rules say. `webhook_at` is when the
-/// webhook that prompted this was received, if one did.
-pub async fn reconcile(
-    state: &AppState,
+/// What reconciling needs: the database, Plaid, and the key to open access tokens. Cheap to
+/// clone; built once by the application and handed to the consumers, the scheduler and the API.
+#[derive(Clone)]
+pub struct Reconciler {
+    pub db: PgPool,
+    pub plaid: PlaidClient,
+    pub tokens: TokenCipher,
+}
+
+impl Reconciler {
+    /// Looks at the Item in Plaid and moves its status as the rules say. `webhook_at` is when
+    /// the webhook that prompted this was received, if one did.
+    pub async fn reconcile(
+        &self,
+        item_id: Uuid,
+        signal: Signal,
+        source: StatusSource,
+        webhook_at: Option<DateTime<Utc>>,
+    ) -> Result<Reconciled, ReconcileError> {
+        reconcile(self, item_id, signal, source, webhook_at).await
+    }
+}
+
+async fn reconcile(
+    state: &Reconciler,
     item_id: Uuid,
     signal: Signal,
     source: StatusSource,
@@ -77,13 +113,13 @@ pub async fn reconcile(
     .fetch_one(&mut *tx)
     .await?;
     let row = sqlx::query!(
-        "select status, plaid_item_id from items where id = $1",
+        r#"select status as "status: ItemStatus", plaid_item_id from items where id = $1"#,
         item_id
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ReconcileError::NotFound(item_id))?;
-    let current = ItemStatus::parse(&row.status).unwrap_or(ItemStatus::Error);
+    let current = row.status;
     let mut result = Reconciled {
         item_id,
         plaid_item_id: row.plaid_item_id,
@@ -93,9 +129,10 @@ pub async fn reconcile(
     if current == ItemStatus::Removed {
         return Ok(result);
     }
-    let (_, access_token) = crate::store::items::credentials(&state.db, &state.tokens, item_id)
-        .await
-        .map_err(ReconcileError::Token)?;
+    // On the transaction's own connection: never wait for a second one while holding the lock.
+    let access_token = rows::credentials(&mut tx, &state.tokens, item_id)
+        .await?
+        .access_token;
     let request = AccessTokenRequest {
         client_id: None,
         secret: None,
@@ -114,22 +151,17 @@ pub async fn reconcile(
             }
             // Plaid no longer knows the Item (removed elsewhere): nothing can repair it.
             sqlx::query!(
-                "update items set removed_at = coalesce(removed_at, now()), health_checked_at = now()
-                 where id = $1",
+                "update items set health_checked_at = now() where id = $1",
                 item_id
             )
             .execute(&mut *tx)
             .await?;
-            transition(
+            rows::mark_removed(
                 &mut tx,
                 item_id,
-                Transition {
-                    to: ItemStatus::Removed,
-                    cause: "item_not_found_at_plaid",
-                    error_code: Some("ITEM_NOT_FOUND"),
-                    error_message: None,
-                    source,
-                },
+                "item_not_found_at_plaid",
+                Some("ITEM_NOT_FOUND"),
+                source,
             )
             .await?;
             tx.commit().await?;
@@ -176,13 +208,10 @@ pub async fn reconcile(
         .await?;
     }
     if signal == Signal::NewAccountsAvailable {
-        crate::outbox::enqueue(
-            &mut tx,
-            "item.new_accounts_available",
-            Some(item_id),
-            &serde_json::json!({ "plaid_item_id": result.plaid_item_id }),
-        )
-        .await?;
+        let event = Event::ItemNewAccountsAvailable {
+            plaid_item_id: &result.plaid_item_id,
+        };
+        crate::outbox::enqueue(&mut tx, Some(item_id), &event).await?;
     }
     tx.commit().await?;
     result.to = decision.to;

@@ -4,71 +4,23 @@
 //! Item row, its history, the `item.status_changed` event and the Item's alerts always agree:
 //! entering an unhealthy status raises its alert (once), and leaving it resolves the alert.
 
-use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::alerts::AlertCause;
+use crate::messages::events::StatusChanged;
+use crate::messages::Event;
+pub use crate::messages::{ItemStatus, StatusSource};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemStatus {
-    Active,
-    LoginRequired,
-    PendingExpiration,
-    PendingDisconnect,
-    Revoked,
-    Error,
-    Removed,
-}
-
-impl ItemStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::LoginRequired => "login_required",
-            Self::PendingExpiration => "pending_expiration",
-            Self::PendingDisconnect => "pending_disconnect",
-            Self::Revoked => "revoked",
-            Self::Error => "error",
-            Self::Removed => "removed",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "active" => Self::Active,
-            "login_required" => Self::LoginRequired,
-            "pending_expiration" => Self::PendingExpiration,
-            "pending_disconnect" => Self::PendingDisconnect,
-            "revoked" => Self::Revoked,
-            "error" => Self::Error,
-            "removed" => Self::Removed,
-            _ => return None,
-        })
-    }
-}
-
-/// What moved the Item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusSource {
-    Webhook,
-    Api,
-    Sync,
-    Operator,
-    Scheduler,
-}
-
-impl StatusSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Api => "api",
-            Self::Sync => "sync",
-            Self::Operator => "operator",
-            Self::Scheduler => "scheduler",
-        }
+/// The alert an Item in `status` has open; `None` for the healthy and removed statuses.
+pub fn alert_cause(status: ItemStatus) -> Option<AlertCause> {
+    match status {
+        ItemStatus::LoginRequired => Some(AlertCause::LoginRequired),
+        ItemStatus::Error => Some(AlertCause::ItemError),
+        ItemStatus::PendingExpiration => Some(AlertCause::PendingExpiration),
+        ItemStatus::PendingDisconnect => Some(AlertCause::PendingDisconnect),
+        ItemStatus::Revoked => Some(AlertCause::Revoked),
+        ItemStatus::Active | ItemStatus::Removed => None,
     }
 }
 
@@ -92,11 +44,12 @@ pub async fn transition(
     item_id: Uuid,
     change: Transition<'_>,
 ) -> Result<Option<ItemStatus>, sqlx::Error> {
-    let current: String =
-        sqlx::query_scalar!("select status from items where id = $1 for update", item_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    let from = ItemStatus::parse(&current).unwrap_or(ItemStatus::Error);
+    let from = sqlx::query_scalar!(
+        r#"select status as "status: ItemStatus" from items where id = $1 for update"#,
+        item_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     let error_update = change.to != ItemStatus::Active;
     if from == change.to {
         return Ok(None);
@@ -127,20 +80,15 @@ pub async fn transition(
     )
     .execute(&mut **tx)
     .await?;
-    crate::outbox::enqueue(
-        tx,
-        "item.status_changed",
-        Some(item_id),
-        &serde_json::json!({
-            "from": from,
-            "to": change.to,
-            "cause": change.cause,
-            "error_code": change.error_code,
-            "source": change.source,
-        }),
-    )
-    .await?;
-    let entered = AlertCause::for_status(change.to);
+    let event = Event::ItemStatusChanged(StatusChanged {
+        from,
+        to: change.to,
+        cause: change.cause,
+        error_code: change.error_code,
+        source: change.source,
+    });
+    crate::outbox::enqueue(tx, Some(item_id), &event).await?;
+    let entered = alert_cause(change.to);
     let cleared: Vec<AlertCause> = AlertCause::ALL
         .into_iter()
         .filter(|cause| Some(*cause) != entered)

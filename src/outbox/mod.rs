@@ -13,39 +13,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use serde::Serialize;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::broker::Publisher;
+use crate::messages::Event;
+use crate::telemetry::names;
 
 /// Advisory lock key of the relay: one relay at a time across replicas keeps events in order.
 const RELAY_LOCK_KEY: i64 = 0x706c_6169_6465_7674;
 const RELAY_BATCH: i64 = 500;
 const RELAY_POLL: Duration = Duration::from_millis(500);
 
-/// Adds an event to the outbox inside `tx`. `item_id` is plaidhook's Item id, when the event is
+/// Adds `event` to the outbox inside `tx`. `item_id` is plaidhook's Item id, when the event is
 /// about one. Returns the event id.
-pub async fn enqueue<T: Serialize>(
+pub async fn enqueue(
     tx: &mut Transaction<'_, Postgres>,
-    event_type: &str,
     item_id: Option<Uuid>,
-    data: &T,
+    event: &Event<'_>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    let payload = serde_json::json!({
-        "id": id,
-        "type": event_type,
-        "occurred_at": Utc::now(),
-        "item_id": item_id,
-        "data": data,
-    });
+    // `{"type", "data"}` from the event's serde tag, completed into the event document.
+    let mut payload = serde_json::to_value(event).expect("an event always serialises");
+    payload["id"] = serde_json::json!(id);
+    payload["occurred_at"] = serde_json::json!(Utc::now());
+    payload["item_id"] = serde_json::json!(item_id);
     sqlx::query!(
         "insert into outbox (event_id, routing_key, payload) values ($1, $2, $3)",
         id,
-        event_type,
+        event.kind(),
         payload
     )
     .execute(&mut **tx)
@@ -138,7 +136,7 @@ impl OutboxRelay {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        metrics::counter!("plaidhook_outbox_published_total").increment(published.len() as u64);
+        metrics::counter!(names::OUTBOX_PUBLISHED).increment(published.len() as u64);
         Ok(published.len())
     }
 }

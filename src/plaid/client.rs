@@ -3,18 +3,21 @@
 //! Every call is a JSON POST with the credentials in the `PLAID-CLIENT-ID` / `PLAID-SECRET`
 //! headers (never in a log line or an error). Failures come back as [`PlaidCallError`]: Plaid's
 //! own error body when it sent one, so callers match on `error_code`; otherwise a transport
-//! error or timeout. Each call is recorded in `plaid_api_calls` with Plaid's `request_id` (what
-//! Plaid support asks for) and in the `plaidhook_plaid_calls_*` metrics.
+//! error or timeout. Each call is counted in the `plaidhook_plaid_calls_*` metrics and handed, with
+//! Plaid's `request_id` (what Plaid support asks for), to the [`CallRecorder`] the client was
+//! given: plaidhook's call log is plaidhook's business (`store::api_calls`), not Plaid's.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{PlaidError, WebhookVerificationKeyGetResponse};
+use crate::telemetry::names;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlaidCallError {
@@ -50,7 +53,7 @@ pub struct PlaidClient {
     secret: SecretString,
     timeout: Duration,
     /// Where calls are recorded; `None` only for callers without a database (benchmarks).
-    call_log: Option<PgPool>,
+    call_log: Option<Arc<dyn CallRecorder>>,
 }
 
 impl PlaidClient {
@@ -59,7 +62,7 @@ impl PlaidClient {
         client_id: impl Into<String>,
         secret: SecretString,
         timeout: Duration,
-        call_log: Option<PgPool>,
+        call_log: Option<Arc<dyn CallRecorder>>,
     ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("plaidhook/", env!("CARGO_PKG_VERSION")))
@@ -123,14 +126,12 @@ impl PlaidClient {
             (Err(PlaidCallError::Timeout(_)), None) => "timeout".to_owned(),
             (Err(_), None) => "transport".to_owned(),
         };
-        metrics::counter!("plaidhook_plaid_calls_total", "method" => path, "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("plaidhook_plaid_call_duration_seconds", "method" => path)
+        metrics::counter!(names::PLAID_CALLS, "method" => path, "outcome" => outcome).increment(1);
+        metrics::histogram!(names::PLAID_CALL_DURATION, "method" => path)
             .record(elapsed.as_secs_f64());
-        if let Some(pool) = &self.call_log {
-            record_call(
-                pool,
-                CallRecord {
+        if let Some(recorder) = &self.call_log {
+            recorder
+                .record(CallRecord {
                     method: path,
                     item,
                     request_id,
@@ -138,9 +139,8 @@ impl PlaidClient {
                     error_type: error.map(|e| e.error_type.as_str().to_owned()),
                     error_code,
                     duration_ms: elapsed.as_millis().min(i32::MAX as u128) as i32,
-                },
-            )
-            .await;
+                })
+                .await;
         }
         result.map(|(_, _, body)| body)
     }
@@ -220,42 +220,22 @@ fn transport_error(error: reqwest::Error, timeout: Duration) -> PlaidCallError {
     }
 }
 
-struct CallRecord {
-    method: &'static str,
-    item: Option<Uuid>,
-    request_id: Option<String>,
-    http_status: Option<i32>,
-    error_type: Option<String>,
-    error_code: Option<String>,
-    duration_ms: i32,
+/// One Plaid call, as a call log records it.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    /// The endpoint, e.g. `/item/get`.
+    pub method: &'static str,
+    /// plaidhook's Item id, when the call was about one.
+    pub item: Option<Uuid>,
+    pub request_id: Option<String>,
+    pub http_status: Option<i32>,
+    pub error_type: Option<String>,
+    pub error_code: Option<String>,
+    pub duration_ms: i32,
 }
 
-/// How long recording a call may add to it: with the database away, a webhook's key fetch must
-/// not wait out the pool's acquire timeout (Plaid gives up on a delivery after 10 s).
-const CALL_LOG_DEADLINE: Duration = Duration::from_millis(500);
-
-/// Best effort: losing a call-log row must never fail, nor noticeably delay, the call it describes.
-async fn record_call(pool: &PgPool, call: CallRecord) {
-    let insert = sqlx::query!(
-        "insert into plaid_api_calls (method, item_id, request_id, http_status, error_type, error_code, duration_ms)
-         values ($1, $2, $3, $4, $5, $6, $7)",
-        call.method,
-        call.item,
-        call.request_id,
-        call.http_status,
-        call.error_type,
-        call.error_code,
-        call.duration_ms,
-    )
-    .execute(pool);
-    match tokio::time::timeout(CALL_LOG_DEADLINE, insert).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => {
-            tracing::warn!(plaid.method = call.method, error = %error, "could not record the Plaid call")
-        }
-        Err(_) => tracing::warn!(
-            plaid.method = call.method,
-            "recording the Plaid call timed out"
-        ),
-    }
+/// Keeps a record of every call. Best effort by contract: recording must never fail, nor
+/// noticeably delay, the call it describes.
+pub trait CallRecorder: Send + Sync {
+    fn record(&self, call: CallRecord) -> BoxFuture<'_, ()>;
 }

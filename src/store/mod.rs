@@ -1,10 +1,11 @@
 //! PostgreSQL access: the connection pool, database creation and migrations.
 //!
-//! Queries live beside the domain that owns them; this module knows how to reach the database
-//! and bring its schema up to date (`migrations/`, embedded at compile time), plus the Item
-//! rows every component shares (`items`).
+//! Queries live beside the domain that owns them (the Item rows in `items::rows`); this module
+//! knows how to reach the database and bring its schema up to date (`migrations/`, embedded at
+//! compile time), takes the advisory locks of the one-at-a-time loops, and records Plaid calls
+//! (`api_calls`, the recorder the Plaid client is given).
 
-pub mod items;
+pub mod api_calls;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;

@@ -20,8 +20,10 @@ use super::events;
 use super::fetch::{ChangeKind, Fetched, Progress};
 use super::runs::{self, RunOutcome, RunRecord};
 use crate::config::SyncSettings;
-use crate::items::ItemStatus;
-use crate::plaid::{AccountBase, Transaction};
+use crate::items::accounts::{self, BalancesAt};
+use crate::messages::ItemStatus;
+use crate::plaid::Transaction;
+use crate::telemetry::names;
 
 /// Who and what a commit is for.
 pub struct Commit<'a> {
@@ -60,9 +62,9 @@ pub async fn commit(
     let mut tx = conn.begin().await?;
     // Compare-and-set on the cursor; it also locks the Item row for the rest of the transaction.
     let status = sqlx::query_scalar!(
-        "update items set sync_cursor = $2, last_synced_at = now()
-         where id = $1 and sync_cursor is not distinct from $3
-         returning status",
+        r#"update items set sync_cursor = $2, last_synced_at = now()
+           where id = $1 and sync_cursor is not distinct from $3
+           returning status as "status: ItemStatus""#,
         item_id,
         fetched.next_cursor.as_deref(),
         commit.stored_cursor,
@@ -102,12 +104,9 @@ pub async fn commit(
         .await?;
         tracing::info!(item.id = %item_id, pruned = pruned.rows_affected(), "cursor reset: full re-sync applied");
     }
-    upsert_accounts(&mut tx, item_id, &fetched.accounts).await?;
+    accounts::upsert(&mut tx, item_id, &fetched.accounts, BalancesAt::AsPlaidSays).await?;
 
-    if matches!(
-        ItemStatus::parse(&status),
-        Some(ItemStatus::LoginRequired | ItemStatus::Error)
-    ) {
+    if matches!(status, ItemStatus::LoginRequired | ItemStatus::Error) {
         // Plaid served the Item's data: whatever was wrong with it is fixed (its alert resolves).
         crate::items::on_sync_succeeded(&mut tx, item_id).await?;
     }
@@ -157,12 +156,9 @@ pub async fn commit(
         commit_ms = (write_started.elapsed() - rows_written - events_written).as_millis() as u64,
         "sync transaction written"
     );
-    metrics::counter!("plaidhook_sync_transactions_total", "change" => "added")
-        .increment(added as u64);
-    metrics::counter!("plaidhook_sync_transactions_total", "change" => "modified")
-        .increment(modified as u64);
-    metrics::counter!("plaidhook_sync_transactions_total", "change" => "removed")
-        .increment(removed as u64);
+    metrics::counter!(names::SYNC_TRANSACTIONS, "change" => "added").increment(added as u64);
+    metrics::counter!(names::SYNC_TRANSACTIONS, "change" => "modified").increment(modified as u64);
+    metrics::counter!(names::SYNC_TRANSACTIONS, "change" => "removed").increment(removed as u64);
     Ok(Committed::Applied {
         added,
         modified,
@@ -294,87 +290,6 @@ async fn upsert_transactions(
         &c.pending,
         &c.pending_transaction_id as &[Option<String>],
         &c.raw,
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn upsert_accounts(
-    tx: &mut PgTransaction<'_, Postgres>,
-    item_id: Uuid,
-    accounts: &[AccountBase],
-) -> Result<(), sqlx::Error> {
-    if accounts.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<String> = accounts
-        .iter()
-        .map(|a| a.account_id.as_str().to_owned())
-        .collect();
-    let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
-    let official: Vec<Option<String>> = accounts.iter().map(|a| a.official_name.clone()).collect();
-    let masks: Vec<Option<String>> = accounts.iter().map(|a| a.mask.clone()).collect();
-    let types: Vec<String> = accounts
-        .iter()
-        .map(|a| a.account_type.as_str().to_owned())
-        .collect();
-    let subtypes: Vec<Option<String>> = accounts
-        .iter()
-        .map(|a| a.subtype.as_ref().map(|s| s.as_str().to_owned()))
-        .collect();
-    let available: Vec<Option<Decimal>> = accounts.iter().map(|a| a.balances.available).collect();
-    let current: Vec<Option<Decimal>> = accounts.iter().map(|a| a.balances.current).collect();
-    let limit: Vec<Option<Decimal>> = accounts.iter().map(|a| a.balances.limit).collect();
-    let iso: Vec<Option<String>> = accounts
-        .iter()
-        .map(|a| a.balances.iso_currency_code.clone())
-        .collect();
-    let unofficial: Vec<Option<String>> = accounts
-        .iter()
-        .map(|a| a.balances.unofficial_currency_code.clone())
-        .collect();
-    let updated: Vec<Option<DateTime<Utc>>> = accounts
-        .iter()
-        .map(|a| a.balances.last_updated_datetime)
-        .collect();
-    sqlx::query!(
-        r#"insert into accounts (account_id, item_id, name, official_name, mask, type, subtype,
-                balance_available, balance_current, balance_limit, iso_currency_code,
-                unofficial_currency_code, balances_updated_at)
-           select a.account_id, $1, a.name, a.official_name, a.mask, a.type, a.subtype,
-                  a.available, a.current, a.lim, a.iso, a.unofficial, coalesce(a.updated, now())
-           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                       $8::numeric[], $9::numeric[], $10::numeric[], $11::text[], $12::text[],
-                       $13::timestamptz[])
-                as a(account_id, name, official_name, mask, type, subtype, available, current, lim,
-                     iso, unofficial, updated)
-           on conflict (account_id) do update set
-                name = excluded.name,
-                official_name = excluded.official_name,
-                mask = excluded.mask,
-                type = excluded.type,
-                subtype = excluded.subtype,
-                balance_available = excluded.balance_available,
-                balance_current = excluded.balance_current,
-                balance_limit = excluded.balance_limit,
-                iso_currency_code = excluded.iso_currency_code,
-                unofficial_currency_code = excluded.unofficial_currency_code,
-                balances_updated_at = excluded.balances_updated_at
-           where accounts.item_id = excluded.item_id"#,
-        item_id,
-        &ids,
-        &names,
-        &official as &[Option<String>],
-        &masks as &[Option<String>],
-        &types,
-        &subtypes as &[Option<String>],
-        &available as &[Option<Decimal>],
-        &current as &[Option<Decimal>],
-        &limit as &[Option<Decimal>],
-        &iso as &[Option<String>],
-        &unofficial as &[Option<String>],
-        &updated as &[Option<DateTime<Utc>>],
     )
     .execute(&mut **tx)
     .await?;

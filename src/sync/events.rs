@@ -6,15 +6,13 @@
 //! carried as the AMQP `message_id` on every relay attempt, so subscribers de-duplicate on it.
 //! A run that changed nothing writes no event. The schema is documented in the README.
 
-use serde::Serialize;
 use sqlx::{Postgres, Transaction as PgTransaction};
 use uuid::Uuid;
 
 use super::fetch::{ChangeKind, Changes};
+use crate::messages::events::{SyncTotals, TransactionsSynced};
+use crate::messages::Event;
 use crate::plaid::{RemovedTransaction, Transaction};
-
-/// Routing key and `type` of the event.
-pub const TRANSACTIONS_SYNCED: &str = "transactions.synced";
 
 /// The run the events describe.
 pub struct SyncedRun<'a> {
@@ -23,30 +21,6 @@ pub struct SyncedRun<'a> {
     pub sync_run_id: Uuid,
     pub trigger: &'a str,
     pub cursor_reset: bool,
-}
-
-#[derive(Serialize)]
-struct Totals {
-    added: usize,
-    modified: usize,
-    removed: usize,
-}
-
-/// The event's `data`.
-#[derive(Serialize)]
-struct SyncedData<'a> {
-    plaid_item_id: &'a str,
-    sync_run_id: Uuid,
-    trigger: &'a str,
-    /// 1-based; `chunks` in all for this run.
-    chunk: usize,
-    chunks: usize,
-    cursor_reset: bool,
-    /// The whole run's counts, the same in every chunk.
-    totals: &'a Totals,
-    added: Vec<&'a Transaction>,
-    modified: Vec<&'a Transaction>,
-    removed: Vec<&'a RemovedTransaction>,
 }
 
 enum Entry<'a> {
@@ -65,7 +39,7 @@ pub async fn enqueue_synced(
     if changes.is_empty() {
         return Ok(0);
     }
-    let totals = Totals {
+    let totals = SyncTotals {
         added: changes.count(ChangeKind::Added),
         modified: changes.count(ChangeKind::Modified),
         removed: changes.removed.len(),
@@ -89,7 +63,7 @@ pub async fn enqueue_synced(
     let chunk_size = chunk_size.max(1);
     let chunks = entries.len().div_ceil(chunk_size);
     for (index, chunk) in entries.chunks(chunk_size).enumerate() {
-        let mut data = SyncedData {
+        let mut data = TransactionsSynced {
             plaid_item_id: run.plaid_item_id,
             sync_run_id: run.sync_run_id,
             trigger: run.trigger,
@@ -108,7 +82,7 @@ pub async fn enqueue_synced(
                 Entry::Removed(r) => data.removed.push(r),
             }
         }
-        crate::outbox::enqueue(tx, TRANSACTIONS_SYNCED, Some(run.item_id), &data).await?;
+        crate::outbox::enqueue(tx, Some(run.item_id), &Event::TransactionsSynced(data)).await?;
     }
     Ok(chunks)
 }

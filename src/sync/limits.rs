@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::SyncSettings;
+use crate::telemetry::names;
 
 /// Why a call could not be granted.
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +81,7 @@ impl SyncRateLimiter {
             if decision.granted {
                 let waited = started.elapsed();
                 if !waited.is_zero() {
-                    metrics::histogram!("plaidhook_sync_rate_limit_wait_seconds")
-                        .record(waited.as_secs_f64());
+                    metrics::histogram!(names::SYNC_RATE_LIMIT_WAIT).record(waited.as_secs_f64());
                 }
                 return Ok(waited);
             }
@@ -89,8 +89,7 @@ impl SyncRateLimiter {
                 Some(bucket) if bucket.starts_with("item:") => "item",
                 _ => "client",
             };
-            metrics::counter!("plaidhook_sync_rate_limit_waits_total", "limit" => limit)
-                .increment(1);
+            metrics::counter!(names::SYNC_RATE_LIMIT_WAITS, "limit" => limit).increment(1);
             // A few milliseconds past the moment room appears, so the retry does not land just
             // before it.
             let wait = Duration::from_secs_f64(decision.wait_seconds) + Duration::from_millis(5);

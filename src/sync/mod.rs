@@ -1,6 +1,7 @@
 //! Keeping every Item's transactions current with `/transactions/sync`.
 //!
-//! - `request`: asking for a sync (after a token exchange, manually, from the scheduler).
+//! Sync requests themselves are messages (`messages::SyncRequest`), published by whoever asks.
+//!
 //! - `worker`: the consumer of `plaidhook.sync`: coalescing, one sync per Item, outcomes.
 //! - `lock`: the per-Item lock across processes and the dirty flag.
 //! - `fetch`: the page loop against Plaid, its restarts and error classes.
@@ -12,8 +13,5 @@ pub mod events;
 pub mod fetch;
 pub mod limits;
 pub mod lock;
-pub mod request;
 pub mod runs;
 pub mod worker;
-
-pub use request::{request_sync, SyncTrigger};

@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::fetch::Progress;
+use crate::telemetry::names;
 
 /// How a run ended (the `sync_runs.outcome` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +127,7 @@ pub async fn finish(
 
 /// Counts a finished run in the metrics.
 pub fn observe(outcome: RunOutcome, duration: Duration) {
-    metrics::counter!("plaidhook_sync_runs_total", "outcome" => outcome.as_str()).increment(1);
-    metrics::histogram!("plaidhook_sync_run_duration_seconds", "outcome" => outcome.as_str())
+    metrics::counter!(names::SYNC_RUNS, "outcome" => outcome.as_str()).increment(1);
+    metrics::histogram!(names::SYNC_RUN_DURATION, "outcome" => outcome.as_str())
         .record(duration.as_secs_f64());
 }

@@ -23,38 +23,57 @@ use super::apply::{self, Commit, Committed};
 use super::fetch::{Failure, Fetcher, Progress};
 use super::limits::SyncRateLimiter;
 use super::lock::{self, ItemLock};
-use super::request::{SyncTrigger, SYNC_REQUESTED_CODE};
 use super::runs::{self, RunOutcome, RunRecord};
-use crate::app::AppState;
 use crate::broker::consumer::{self, ConsumerSpec, Message, Outcome};
+use crate::broker::{Broker, Publisher};
 use crate::config::SyncSettings;
 use crate::crypto::TokenCipher;
+use crate::items::rows::{self, CredentialsError};
 use crate::items::{ItemStatus, StatusSource, Transition};
+use crate::messages::{SyncQueueMessage, SyncTrigger};
 use crate::plaid::client::PlaidClient;
-use crate::webhook::WebhookEnvelope;
+use crate::plaid::WebhookCode;
+use crate::telemetry::names;
 
 /// Recorded as the trigger of the extra runs a dirty Item gets.
 const COALESCED: &str = "coalesced";
 
+/// Why a sync message goes back through the delay queues.
+#[derive(Debug, thiserror::Error)]
+enum SyncRetry {
+    #[error("looking up the Item: {0}")]
+    Lookup(#[source] sqlx::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
 /// Starts the consumer of `plaidhook.sync` on `tasks`.
-pub fn spawn(state: &AppState, tasks: &TaskTracker, shutdown: &CancellationToken) {
-    let worker = Arc::new(SyncWorker::new(state, shutdown.clone()));
-    let queue = state.topology.sync_queue();
+pub fn spawn(
+    worker: SyncWorker,
+    broker: Broker,
+    publisher: Arc<Publisher>,
+    prefetch: u16,
+    tasks: &TaskTracker,
+) {
+    let shutdown = worker.shutdown.clone();
+    let topology = publisher.topology();
+    let queue = topology.sync_queue();
     let spec = ConsumerSpec {
         name: "sync",
-        retry_queues: state.topology.retry_queues(&queue),
+        retry_queues: topology.retry_queues(&queue),
         queue,
-        prefetch: state.settings.rabbitmq.prefetch,
+        prefetch,
     };
+    let worker = Arc::new(worker);
     tasks.spawn(consumer::run(
-        state.broker.clone(),
-        state.publisher.clone(),
+        broker,
+        publisher,
         spec,
         move |message| {
             let worker = worker.clone();
             async move { worker.handle(message).await }
         },
-        shutdown.clone(),
+        shutdown,
     ));
 }
 
@@ -76,36 +95,43 @@ enum RunEnd {
     Stop(Outcome),
 }
 
-/// The sync a message asks for, if it asks for one.
-fn trigger_of(envelope: &WebhookEnvelope) -> Option<SyncTrigger> {
-    match envelope.webhook_code.as_str() {
-        SYNC_REQUESTED_CODE => {
-            #[derive(serde::Deserialize)]
-            struct Body {
-                trigger: Option<SyncTrigger>,
-            }
-            let body: Option<Body> = serde_json::from_str(envelope.body.get()).ok();
-            Some(body.and_then(|b| b.trigger).unwrap_or(SyncTrigger::Manual))
+/// The sync a message asks for, if it asks for one, and the Item's Plaid id.
+fn sync_asked(message: &SyncQueueMessage) -> Option<(SyncTrigger, Option<&str>)> {
+    match message {
+        SyncQueueMessage::Request(request) => {
+            Some((request.trigger, Some(request.plaid_item_id.as_str())))
         }
-        // The legacy transactions webhooks mean the same for an Item on /transactions/sync.
-        "SYNC_UPDATES_AVAILABLE"
-        | "DEFAULT_UPDATE"
-        | "INITIAL_UPDATE"
-        | "HISTORICAL_UPDATE"
-        | "TRANSACTIONS_REMOVED" => Some(SyncTrigger::Webhook),
-        _ => None,
+        SyncQueueMessage::Webhook(envelope) => match envelope.webhook_code {
+            // The legacy transactions webhooks mean the same for an Item on /transactions/sync.
+            WebhookCode::SyncUpdatesAvailable
+            | WebhookCode::DefaultUpdate
+            | WebhookCode::InitialUpdate
+            | WebhookCode::HistoricalUpdate
+            | WebhookCode::TransactionsRemoved => {
+                Some((SyncTrigger::Webhook, envelope.item_id.as_deref()))
+            }
+            _ => None,
+        },
     }
 }
 
 impl SyncWorker {
-    pub fn new(state: &AppState, shutdown: CancellationToken) -> Self {
-        let settings = state.settings.sync.clone();
+    /// A worker over these dependencies; `client_id` names the Plaid client whose rate limit
+    /// all replicas share.
+    pub fn new(
+        db: PgPool,
+        plaid: PlaidClient,
+        tokens: TokenCipher,
+        settings: SyncSettings,
+        client_id: &str,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
-            db: state.db.clone(),
-            plaid: state.plaid.clone(),
-            tokens: state.tokens.clone(),
-            limiter: SyncRateLimiter::new(&settings, &state.settings.plaid.client_id),
+            limiter: SyncRateLimiter::new(&settings, client_id),
             slots: Semaphore::new(settings.concurrency as usize),
+            db,
+            plaid,
+            tokens,
             settings,
             shutdown,
         }
@@ -113,30 +139,24 @@ impl SyncWorker {
 
     /// Handles one message of `plaidhook.sync`.
     pub async fn handle(&self, message: Message) -> Outcome {
-        let envelope: WebhookEnvelope = match serde_json::from_slice(&message.body) {
-            Ok(envelope) => envelope,
+        let decoded = match SyncQueueMessage::decode(message.kind.as_deref(), &message.body) {
+            Ok(decoded) => decoded,
             Err(error) => {
                 return Outcome::Park {
-                    reason: format!("not a webhook envelope: {error}"),
+                    reason: format!("not a sync request nor a webhook envelope: {error}"),
                 }
             }
         };
-        let Some(trigger) = trigger_of(&envelope) else {
-            tracing::debug!(webhook.code = %envelope.webhook_code, "not a sync hint; ignored");
+        let Some((trigger, plaid_item_id)) = sync_asked(&decoded) else {
+            tracing::debug!("not a sync hint; ignored");
             return Outcome::Ack;
         };
-        let Some(plaid_item_id) = envelope.item_id.as_deref() else {
+        let Some(plaid_item_id) = plaid_item_id.filter(|id| !id.is_empty()) else {
             return Outcome::Park {
-                reason: format!("{} without an item_id", envelope.webhook_code),
+                reason: "a sync hint without an item_id".into(),
             };
         };
-        let item = sqlx::query!(
-            "select id, status from items where plaid_item_id = $1",
-            plaid_item_id
-        )
-        .fetch_optional(&self.db)
-        .await;
-        let item = match item {
+        let (item_id, status) = match rows::find_by_plaid_id(&self.db, plaid_item_id).await {
             Ok(Some(item)) => item,
             Ok(None) => {
                 // Plaid may notify about an Item before the exchange committed, or after it
@@ -144,22 +164,16 @@ impl SyncWorker {
                 tracing::warn!(plaid.item_id = %plaid_item_id, "sync hint for an unknown Item; ignored");
                 return Outcome::Ack;
             }
-            Err(error) => {
-                return Outcome::Retry {
-                    reason: format!("looking up the Item: {error}"),
-                }
-            }
+            Err(error) => return Outcome::retry(SyncRetry::Lookup(error)),
         };
-        if item.status == ItemStatus::Removed.as_str() {
+        if status == ItemStatus::Removed {
             return Outcome::Ack;
         }
-        match self.sync_item(item.id, trigger.as_str()).await {
+        match self.sync_item(item_id, trigger.as_str()).await {
             Ok(outcome) => outcome,
             Err(error) => {
-                tracing::warn!(item.id = %item.id, error = %error, "sync failed on the database");
-                Outcome::Retry {
-                    reason: format!("database: {error}"),
-                }
+                tracing::warn!(item.id = %item_id, error = %error, "sync failed on the database");
+                Outcome::retry(SyncRetry::Database(error))
             }
         }
     }
@@ -169,7 +183,7 @@ impl SyncWorker {
     async fn sync_item(&self, item_id: Uuid, trigger: &str) -> Result<Outcome, sqlx::Error> {
         lock::mark_dirty(&self.db, item_id).await?;
         if lock::is_held(&self.db, item_id).await? {
-            metrics::counter!("plaidhook_sync_coalesced_total").increment(1);
+            metrics::counter!(names::SYNC_COALESCED).increment(1);
             return Ok(Outcome::Ack);
         }
         let _slot = self
@@ -180,7 +194,7 @@ impl SyncWorker {
         let mut trigger = trigger;
         loop {
             let Some(mut lock) = ItemLock::try_acquire(&self.db, item_id).await? else {
-                metrics::counter!("plaidhook_sync_coalesced_total").increment(1);
+                metrics::counter!(names::SYNC_COALESCED).increment(1);
                 return Ok(Outcome::Ack);
             };
             let ended = self.run_while_dirty(&mut lock, item_id, trigger).await;
@@ -208,9 +222,7 @@ impl SyncWorker {
         loop {
             if self.shutdown.is_cancelled() {
                 // The mark stays set; the retried message (or the next request) picks it up.
-                return Ok(Some(Outcome::Retry {
-                    reason: "shutting down".into(),
-                }));
+                return Ok(Some(Outcome::retry("shutting down")));
             }
             if !lock.take_dirty().await? {
                 return Ok(None);
@@ -232,25 +244,28 @@ impl SyncWorker {
         let started = Instant::now();
         let run_id = runs::start(lock.conn(), item_id, trigger).await?;
         let mut progress = Progress::default();
-        let (plaid_item_id, token) =
-            match crate::store::items::credentials(&self.db, &self.tokens, item_id).await {
-                Ok(credentials) => credentials,
-                Err(error) => {
-                    let failure = match error.downcast_ref::<sqlx::Error>() {
-                        Some(_) => Failure::Transient {
-                            code: None,
-                            message: format!("{error:#}"),
-                        },
-                        None => Failure::Permanent {
+        // On the lock's connection: a sync never waits for a second connection while it holds one.
+        let credentials = match rows::credentials(lock.conn(), &self.tokens, item_id).await {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                let failure = match error {
+                    CredentialsError::Database(_) => Failure::Transient {
+                        code: None,
+                        message: error.to_string(),
+                    },
+                    CredentialsError::NotFound(_) | CredentialsError::Unreadable(_) => {
+                        Failure::Permanent {
                             code: Some("ACCESS_TOKEN_UNREADABLE".into()),
-                            message: format!("{error:#}"),
-                        },
-                    };
-                    return self
-                        .record_failure(lock, item_id, run_id, &progress, failure, started)
-                        .await;
-                }
-            };
+                            message: error.to_string(),
+                        }
+                    }
+                };
+                return self
+                    .record_failure(lock, item_id, run_id, &progress, failure, started)
+                    .await;
+            }
+        };
+        let (plaid_item_id, token) = (credentials.plaid_item_id, credentials.access_token);
         let stored_cursor =
             sqlx::query_scalar!("select sync_cursor from items where id = $1", item_id)
                 .fetch_one(lock.conn())
@@ -341,12 +356,7 @@ impl SyncWorker {
     ) -> Result<RunEnd, sqlx::Error> {
         let (outcome, end) = match &failure {
             Failure::Item(_) => (RunOutcome::ItemError, Outcome::Ack),
-            Failure::Transient { .. } => (
-                RunOutcome::Retrying,
-                Outcome::Retry {
-                    reason: failure.message(),
-                },
-            ),
+            Failure::Transient { .. } => (RunOutcome::Retrying, Outcome::retry(failure.message())),
             Failure::Permanent { .. } => (
                 RunOutcome::Failed,
                 Outcome::Park {

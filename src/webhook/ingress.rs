@@ -21,11 +21,12 @@ use axum::Json;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::envelope::WebhookEnvelope;
 use super::spool::Spool;
 use super::verify::{Rejection, VerifiedWebhook, Verifier};
 use crate::broker::Publisher;
 use crate::error::ApiError;
+use crate::messages::WebhookEnvelope;
+use crate::telemetry::names;
 
 /// Everything the webhook route needs.
 pub struct Ingress {
@@ -50,7 +51,7 @@ pub async fn receive(
         ),
         Err(failure) => (failure.outcome(), failure.into_response()),
     };
-    metrics::histogram!("plaidhook_webhook_request_duration_seconds", "outcome" => outcome)
+    metrics::histogram!(names::WEBHOOK_REQUEST_DURATION, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
     response
 }
@@ -120,7 +121,7 @@ async fn handle(
         .verifier
         .verify(verification, body, chrono::Utc::now().timestamp())
         .await;
-    metrics::histogram!("plaidhook_webhook_verify_duration_seconds")
+    metrics::histogram!(names::WEBHOOK_VERIFY_DURATION)
         .record(verify_started.elapsed().as_secs_f64());
     let webhook = match verified {
         Ok(webhook) => webhook,
@@ -159,8 +160,8 @@ async fn make_durable(
             .environment()
             .unwrap_or(&ingress.environment)
             .to_owned(),
-        webhook_type: webhook.webhook_type().to_owned(),
-        webhook_code: webhook.webhook_code().to_owned(),
+        webhook_type: webhook.webhook_type().into(),
+        webhook_code: webhook.webhook_code().into(),
         item_id: webhook.item_id().map(str::to_owned),
         body: serde_json::value::RawValue::from_string(
             String::from_utf8(webhook.body().to_vec())
@@ -215,7 +216,7 @@ fn not_durable(
 
 fn count(outcome: &'static str, reason: &'static str, code: Option<&str>) {
     metrics::counter!(
-        "plaidhook_webhooks_total",
+        names::WEBHOOKS,
         "outcome" => outcome,
         "reason" => reason,
         "webhook_code" => code.unwrap_or("-").to_owned()

@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 
 use crate::plaid::client::{PlaidCallError, PlaidClient};
 use crate::plaid::JwkPublicKey;
+use crate::telemetry::names;
 
 /// How long a kid Plaid said it does not know stays rejected without asking again.
 const UNKNOWN_KID_TTL: Duration = Duration::from_secs(600);
@@ -148,7 +149,8 @@ impl KeyCache {
                 return Err(KeyError::Unknown);
             }
             if !state.take_budget() {
-                metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "budget_exhausted").increment(1);
+                metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "budget_exhausted")
+                    .increment(1);
                 return Err(KeyError::Unavailable("key fetch budget exhausted".into()));
             }
         }
@@ -169,13 +171,11 @@ impl KeyCache {
         }
         match fetched {
             Ok(key) => {
-                metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "fetched")
-                    .increment(1);
+                metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "fetched").increment(1);
                 Ok(self.store(key))
             }
             Err(KeyError::Unknown) => {
-                metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "unknown")
-                    .increment(1);
+                metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "unknown").increment(1);
                 self.fetch
                     .lock()
                     .expect("key fetch state lock")
@@ -183,8 +183,7 @@ impl KeyCache {
                 Err(KeyError::Unknown)
             }
             Err(other) => {
-                metrics::counter!("plaidhook_webhook_key_fetches_total", "outcome" => "failed")
-                    .increment(1);
+                metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "failed").increment(1);
                 Err(other)
             }
         }

@@ -2,16 +2,13 @@
 //!
 //! - `keys`: the `kid` → verification key cache, fed by `/webhook_verification_key/get`.
 //! - `verify`: Plaid's verification algorithm over the raw body; builds [`VerifiedWebhook`].
-//! - `envelope`: what a verified webhook becomes on `plaid.webhooks`.
 //! - `spool`: durable fallback in PostgreSQL when the broker cannot confirm, and its relay.
 //! - `ingress`: the `POST /webhooks/plaid` route tying them together.
 
-pub mod envelope;
 pub mod ingress;
 pub mod keys;
 pub mod spool;
 pub mod verify;
 
-pub use envelope::WebhookEnvelope;
 pub use ingress::Ingress;
 pub use verify::{Rejection, VerifiedWebhook, Verifier};

@@ -17,8 +17,9 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, RwLock, RwLockReadGuard};
 use tokio_util::sync::CancellationToken;
 
-use super::envelope::{amqp_properties, WebhookEnvelope};
 use crate::broker::Publisher;
+use crate::messages::envelope::{amqp_properties, WebhookEnvelope};
+use crate::telemetry::names;
 
 /// Advisory lock key of the relay ("plaidhook spool" as an arbitrary constant).
 const RELAY_LOCK_KEY: i64 = 0x706c_6169_6473_706f;
@@ -163,7 +164,7 @@ impl Spool {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        metrics::counter!("plaidhook_webhook_spool_relayed_total").increment(relayed.len() as u64);
+        metrics::counter!(names::WEBHOOK_SPOOL_RELAYED).increment(relayed.len() as u64);
         if !relayed.is_empty() {
             tracing::info!(count = relayed.len(), "relayed spooled webhooks");
         }

@@ -1,0 +1,192 @@
+//! The command line: one binary, one subcommand per role or chore, and what each runs.
+//!
+//! With `main`, this is the only place that starts an [`Application`]; `demo` is the scripted
+//! tour of the whole flow.
+
+pub mod demo;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::app::{cancel_on_signal, Application, Role};
+use crate::config::Settings;
+use crate::deadletters;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plaidhook",
+    version,
+    about = "Verified Plaid webhooks to RabbitMQ, with every Item's transactions kept current in PostgreSQL",
+    long_about = "plaidhook receives Plaid's webhooks, verifies them (ES256), publishes them to RabbitMQ, \
+                  and runs workers that keep every Item's transactions in PostgreSQL current with \
+                  /transactions/sync. Configuration: config/default.toml, then config/<environment>.toml, \
+                  then PLAIDHOOK__SECTION__KEY environment variables (see the README)."
+)]
+pub struct Cli {
+    /// Directory holding `<environment>.toml` overrides.
+    #[arg(
+        long,
+        global = true,
+        env = "PLAIDHOOK_CONFIG_DIR",
+        default_value = "config"
+    )]
+    pub config_dir: std::path::PathBuf,
+
+    /// Which `config/<environment>.toml` to layer over the defaults.
+    #[arg(
+        long,
+        global = true,
+        env = "PLAIDHOOK_ENVIRONMENT",
+        default_value = "local"
+    )]
+    pub environment: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the listeners: webhook ingress (public) and management API, probes, metrics (internal).
+    Serve,
+    /// Run the queue consumers (sync and Item health); probes and metrics on the internal listener.
+    Worker,
+    /// Run listeners and consumers in one process: the simplest way to run plaidhook.
+    All,
+    /// See the whole flow in one command: plaidhook with the built-in simulator links a few
+    /// Items, syncs them, breaks one login, and prints a summary while it keeps running.
+    Demo {
+        /// How many Items to link.
+        #[arg(long, default_value_t = 3)]
+        items: usize,
+    },
+    /// Create the database if needed and apply pending migrations, then exit.
+    Migrate,
+    /// Run the Plaid simulator alone, on `[sim]` host and port, until interrupted.
+    Sim,
+    /// Inspect or replay messages parked in plaidhook.dead.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+    /// Re-seal every stored access token under `tokens.active_key_id` (after a key rotation).
+    ResealTokens,
+    /// Print the RabbitMQ topology as a definitions file (for `load_definitions`).
+    Topology {
+        /// Virtual host the definitions are for.
+        #[arg(long, default_value = "/")]
+        vhost: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// Show parked messages (they stay parked).
+    List {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish parked messages back to the queue each came from, oldest first.
+    Replay {
+        /// Replay at most this many (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+/// Runs the command `cli` names, to completion (a service role: until SIGINT or SIGTERM).
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load_from(&cli.config_dir, &cli.environment, std::env::vars())?;
+    if matches!(cli.command, Command::Demo { .. }) {
+        // The demo prints its own story; the service's logs would drown it.
+        settings.telemetry.filter = "warn,plaidhook=error,lapin=error".into();
+    }
+    crate::telemetry::init_logging(&settings.telemetry);
+    let role = match cli.command {
+        Command::Serve => Role::Serve,
+        Command::Worker => Role::Worker,
+        Command::All => Role::All,
+        Command::Migrate => {
+            crate::store::migrate(&settings.database).await?;
+            tracing::info!("migrations applied");
+            return Ok(());
+        }
+        Command::DeadLetters { action } => return dead_letters(&settings, action).await,
+        Command::Demo { items } => return demo::run(settings, items).await,
+        Command::ResealTokens => {
+            let tokens = crate::crypto::TokenCipher::new(
+                &settings.tokens.active_key_id,
+                &settings.tokens.keys,
+            )?;
+            let db = crate::store::lazy_pool(&settings.database)?;
+            let resealed = crate::items::rows::reseal_tokens(&db, &tokens).await?;
+            println!(
+                "re-sealed {resealed} access token(s) under key `{}`",
+                tokens.active_key_id()
+            );
+            return Ok(());
+        }
+        Command::Topology { vhost } => {
+            let topology = crate::broker::Topology::new(
+                &settings.rabbitmq.namespace,
+                settings.rabbitmq.delivery_limit,
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&topology.definitions(&vhost))?
+            );
+            return Ok(());
+        }
+        Command::Sim => {
+            let addr = settings.sim.addr()?;
+            return crate::sim::run(settings.sim.behaviour, addr)
+                .await
+                .context("the Plaid simulator failed");
+        }
+    };
+    let app = Application::build(settings, role).await?;
+    cancel_on_signal(app.shutdown_token());
+    app.run_until_stopped().await
+}
+
+async fn dead_letters(settings: &Settings, action: DeadLetterAction) -> anyhow::Result<()> {
+    let (channel, publisher, shutdown) = deadletters::connect(settings).await?;
+    let result = match action {
+        DeadLetterAction::List { limit, json } => {
+            let depth = deadletters::depth(&channel, publisher.topology()).await?;
+            let parked = deadletters::list(&channel, publisher.topology(), limit).await?;
+            if json {
+                for message in &parked {
+                    println!("{}", serde_json::to_string(message)?);
+                }
+            } else {
+                println!("{depth} parked in {}", publisher.topology().dead_queue());
+                for m in &parked {
+                    println!(
+                        "{:<38} {:<44} from {:<24} ({})  {}",
+                        m.message_id.as_deref().unwrap_or("-"),
+                        m.kind.as_deref().unwrap_or("-"),
+                        m.from_queue.as_deref().unwrap_or("?"),
+                        m.reason.as_deref().unwrap_or("?"),
+                        m.body_preview.replace('\n', " ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        DeadLetterAction::Replay { limit } => {
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let replayed =
+                deadletters::replay(&channel, &publisher, limit.unwrap_or(usize::MAX), progress)
+                    .await?;
+            println!("replayed {replayed} message(s)");
+            Ok(())
+        }
+    };
+    shutdown.cancel();
+    result
+}

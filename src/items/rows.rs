@@ -1,0 +1,216 @@
+//! The `items` rows every component shares: linking an Item (its access token sealed), finding
+//! it by Plaid's id, opening its access token for a Plaid call, and removing it.
+//!
+//! Status transitions live in `status`, sync state in `sync`; this file holds what the API and
+//! the workers both need, written once.
+
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::status::{transition, Transition};
+use crate::crypto::{CryptoError, SealedToken, TokenCipher};
+use crate::messages::{ItemStatus, StatusSource};
+use crate::plaid::AccessToken;
+
+/// Why an Item's access token could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("no Item {0}")]
+    NotFound(Uuid),
+    /// Transient: the database did not answer.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Permanent until an operator acts: the key is gone or the ciphertext was altered.
+    #[error("the access token could not be opened: {0}")]
+    Unreadable(#[from] CryptoError),
+}
+
+/// An Item's Plaid id and its opened access token, for a call to Plaid.
+pub struct Credentials {
+    pub plaid_item_id: String,
+    pub access_token: AccessToken,
+}
+
+/// What is known about an Item when it is linked.
+pub struct LinkedItem<'a> {
+    pub plaid_item_id: &'a str,
+    pub access_token: &'a AccessToken,
+    pub client_user_id: Option<&'a str>,
+    pub institution_id: Option<&'a str>,
+    pub institution_name: Option<&'a str>,
+}
+
+/// Stores a newly linked Item, its access token sealed, and records the link in its history.
+/// Linking an Item plaidhook already has (a re-link) replaces its token and revives it.
+pub async fn link(
+    db: &PgPool,
+    tokens: &TokenCipher,
+    item: LinkedItem<'_>,
+) -> Result<Uuid, sqlx::Error> {
+    let sealed = tokens.seal(item.plaid_item_id, item.access_token);
+    let mut tx = db.begin().await?;
+    let row = sqlx::query!(
+        r#"insert into items (id, plaid_item_id, client_user_id, institution_id, institution_name,
+                              access_token_ciphertext, access_token_nonce, access_token_key_id)
+           values ($1, $2, $3, $4, $5, $6, $7, $8)
+           on conflict (plaid_item_id) do update set
+               access_token_ciphertext = excluded.access_token_ciphertext,
+               access_token_nonce = excluded.access_token_nonce,
+               access_token_key_id = excluded.access_token_key_id,
+               client_user_id = coalesce(excluded.client_user_id, items.client_user_id),
+               removed_at = null
+           returning id, (xmax = 0) as "inserted!""#,
+        Uuid::now_v7(),
+        item.plaid_item_id,
+        item.client_user_id,
+        item.institution_id,
+        item.institution_name,
+        sealed.ciphertext,
+        sealed.nonce,
+        sealed.key_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if row.inserted {
+        sqlx::query!(
+            "insert into item_status_history (item_id, from_status, to_status, cause, source)
+             values ($1, null, 'active', 'linked', 'api')",
+            row.id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(row.id)
+}
+
+/// Our id of the Item Plaid calls `plaid_item_id`.
+pub async fn id_for_plaid_item(
+    db: &PgPool,
+    plaid_item_id: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select id from items where plaid_item_id = $1",
+        plaid_item_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Opens the Item's access token, on `conn`: a caller that already holds a connection (the sync
+/// worker's lock) never waits for a second one from the same pool.
+pub async fn credentials(
+    conn: &mut PgConnection,
+    tokens: &TokenCipher,
+    item_id: Uuid,
+) -> Result<Credentials, CredentialsError> {
+    let row = sqlx::query!(
+        "select plaid_item_id, access_token_ciphertext, access_token_nonce, access_token_key_id
+         from items where id = $1",
+        item_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(CredentialsError::NotFound(item_id))?;
+    let sealed = SealedToken {
+        key_id: row.access_token_key_id,
+        nonce: row.access_token_nonce,
+        ciphertext: row.access_token_ciphertext,
+    };
+    let access_token = tokens.open(&row.plaid_item_id, &sealed)?;
+    Ok(Credentials {
+        plaid_item_id: row.plaid_item_id,
+        access_token,
+    })
+}
+
+/// Our id and status of the Item Plaid calls `plaid_item_id`.
+pub async fn find_by_plaid_id(
+    db: &PgPool,
+    plaid_item_id: &str,
+) -> Result<Option<(Uuid, ItemStatus)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select id, status as "status: ItemStatus" from items where plaid_item_id = $1"#,
+        plaid_item_id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| (row.id, row.status)))
+}
+
+/// The Item's status, or `None` when there is no such Item.
+pub async fn status_of(db: &PgPool, item_id: Uuid) -> Result<Option<ItemStatus>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select status as "status: ItemStatus" from items where id = $1"#,
+        item_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Marks the Item removed (keeping the first removal time) and moves it to `removed`, which
+/// resolves its alerts, inside `tx`.
+pub async fn mark_removed(
+    tx: &mut Transaction<'_, Postgres>,
+    item_id: Uuid,
+    cause: &str,
+    error_code: Option<&str>,
+    source: StatusSource,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update items set removed_at = coalesce(removed_at, now()) where id = $1",
+        item_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    transition(
+        tx,
+        item_id,
+        Transition {
+            to: ItemStatus::Removed,
+            cause,
+            error_code,
+            error_message: None,
+            source,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Re-seals every access token sealed under a key other than the active one; returns how many.
+/// Run after switching `tokens.active_key_id`: once it reports 0, old keys can be dropped.
+/// Each row is updated only if it still holds the ciphertext that was read, so a concurrent
+/// re-link is never overwritten with an older token.
+pub async fn reseal_tokens(db: &PgPool, tokens: &TokenCipher) -> Result<u64, CredentialsError> {
+    let stale = sqlx::query!(
+        "select id, plaid_item_id, access_token_ciphertext, access_token_nonce, access_token_key_id
+         from items where access_token_key_id <> $1",
+        tokens.active_key_id()
+    )
+    .fetch_all(db)
+    .await?;
+    let mut resealed = 0;
+    for row in stale {
+        let sealed = SealedToken {
+            key_id: row.access_token_key_id,
+            nonce: row.access_token_nonce,
+            ciphertext: row.access_token_ciphertext,
+        };
+        let token = tokens.open(&row.plaid_item_id, &sealed)?;
+        let fresh = tokens.seal(&row.plaid_item_id, &token);
+        let updated = sqlx::query!(
+            "update items set access_token_ciphertext = $2, access_token_nonce = $3, access_token_key_id = $4
+             where id = $1 and access_token_ciphertext = $5",
+            row.id,
+            fresh.ciphertext,
+            fresh.nonce,
+            fresh.key_id,
+            sealed.ciphertext,
+        )
+        .execute(db)
+        .await?;
+        resealed += updated.rows_affected();
+    }
+    Ok(resealed)
+}

@@ -1,0 +1,219 @@
+//! RabbitMQ topology and confirmed publishing against the real broker.
+
+use std::time::Duration;
+
+use lapin::options::{BasicGetOptions, BasicRejectOptions};
+use plaidhook::broker::{Broker, PublishError, Topology};
+
+#[test]
+fn the_definitions_file_in_deploy_is_the_topology_the_service_declares() {
+    let file = std::fs::read_to_string("deploy/rabbitmq-definitions.json").unwrap();
+    let on_disk: serde_json::Value = serde_json::from_str(&file).unwrap();
+    // The defaults: no namespace, rabbitmq.delivery_limit = 10.
+    let declared = Topology::new("", 10).definitions("/");
+    assert_eq!(
+        on_disk, declared,
+        "regenerate with `plaidhook topology > deploy/rabbitmq-definitions.json`"
+    );
+}
+
+#[tokio::test]
+async fn a_publish_nobody_can_route_is_a_failure_not_a_silent_drop() {
+    let topology = testkit::test_topology(5);
+    let (publisher, shutdown) = testkit::publisher_for(&topology).await;
+    let exchange = topology.webhooks_exchange();
+    let routed = publisher
+        .publish(
+            &exchange,
+            "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+            b"{}",
+            Default::default(),
+        )
+        .await;
+    assert!(routed.is_ok(), "{routed:?}");
+    let unroutable = publisher
+        .publish(&exchange, "NOBODY.LISTENS", b"{}", Default::default())
+        .await;
+    assert!(
+        matches!(unroutable, Err(PublishError::Unroutable)),
+        "{unroutable:?}"
+    );
+
+    topology
+        .delete(&testkit::amqp_channel().await.unwrap())
+        .await
+        .unwrap();
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn declaring_twice_is_harmless_and_a_message_past_its_delivery_limit_parks_in_the_dead_queue()
+{
+    let topology = testkit::test_topology(2);
+    let (publisher, shutdown) = testkit::publisher_for(&topology).await;
+    let channel = testkit::amqp_channel().await.unwrap();
+    topology
+        .declare(&channel)
+        .await
+        .expect("a second declare with the same arguments succeeds");
+
+    publisher
+        .publish(
+            &topology.webhooks_exchange(),
+            "ITEM.ERROR",
+            b"poison",
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // Deliver and requeue until the quorum queue gives up on it.
+    let mut deliveries = 0;
+    while let Some(message) = channel
+        .basic_get(topology.items_queue().into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
+        deliveries += 1;
+        channel
+            .basic_reject(
+                message.delivery.delivery_tag,
+                BasicRejectOptions { requeue: true },
+            )
+            .await
+            .unwrap();
+        assert!(
+            deliveries <= 5,
+            "the delivery limit did not stop redelivery"
+        );
+    }
+    let parked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(message) = channel
+                .basic_get(
+                    topology.dead_queue().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            {
+                return message.delivery.data.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the message reaches plaidhook.dead");
+    assert_eq!(parked, b"poison");
+    assert_eq!(
+        deliveries,
+        2 + 1,
+        "delivered up to the limit, then once more over it"
+    );
+
+    topology.delete(&channel).await.unwrap();
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_retried_message_comes_back_after_its_delay_and_a_parked_one_lands_in_the_dead_queue() {
+    use plaidhook::broker::consumer::{run, ConsumerSpec, Message, Outcome};
+    use std::sync::{Arc, Mutex};
+
+    let topology = testkit::test_topology(5);
+    let (publisher, shutdown) = testkit::publisher_for(&topology).await;
+    let publisher = Arc::new(publisher);
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let spec = ConsumerSpec {
+        name: "test",
+        queue: topology.sync_queue(),
+        prefetch: 4,
+        retry_queues: topology.retry_queues(&topology.sync_queue()),
+    };
+    let record = seen.clone();
+    let handler = move |message: Message| {
+        let record = record.clone();
+        async move {
+            let body = String::from_utf8(message.body).unwrap();
+            record.lock().unwrap().push((body.clone(), message.attempt));
+            match (body.as_str(), message.attempt) {
+                ("flaky", 0) => Outcome::Retry {
+                    reason: "rate limited".into(),
+                },
+                ("poison", _) => Outcome::Park {
+                    reason: "cannot ever work".into(),
+                },
+                _ => Outcome::Ack,
+            }
+        }
+    };
+    let broker = Broker::start(
+        testkit::amqp_url().into(),
+        "plaidhook-test-consumer",
+        shutdown.clone(),
+    );
+    let consumer = tokio::spawn(run(
+        broker,
+        publisher.clone(),
+        spec,
+        handler,
+        shutdown.clone(),
+    ));
+
+    let exchange = topology.webhooks_exchange();
+    for body in ["flaky", "poison"] {
+        publisher
+            .publish(
+                &exchange,
+                "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+                body.as_bytes(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let done = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if seen.lock().unwrap().contains(&("flaky".to_owned(), 1)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        done.is_ok(),
+        "the retried message came back with attempt 1: {:?}",
+        seen.lock().unwrap()
+    );
+
+    let channel = testkit::amqp_channel().await.unwrap();
+    let parked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(m) = channel
+                .basic_get(
+                    topology.dead_queue().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            {
+                return m.delivery.data.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the parked message is in plaidhook.dead");
+    assert_eq!(parked, b"poison");
+    let poison_deliveries = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(b, _)| b == "poison")
+        .count();
+    assert_eq!(poison_deliveries, 1, "a parked message is not retried");
+
+    shutdown.cancel();
+    consumer.await.unwrap();
+    topology.delete(&channel).await.unwrap();
+}

@@ -1,0 +1,184 @@
+//! Parked messages: listed without being consumed, replayed back to the queue they came from.
+
+use std::time::Duration;
+
+use lapin::options::{BasicGetOptions, BasicRejectOptions};
+use plaidhook::deadletters;
+
+#[tokio::test]
+async fn a_parked_message_is_listed_without_being_consumed_and_replayed_to_its_queue() {
+    let topology = testkit::test_topology(5);
+    let (publisher, shutdown) = testkit::publisher_for(&topology).await;
+    let channel = testkit::amqp_channel().await.unwrap();
+
+    // Park one message the way a consumer does: reject it without requeue.
+    publisher
+        .publish(
+            &topology.webhooks_exchange(),
+            "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+            br#"{"item_id":"parked"}"#,
+            lapin::BasicProperties::default().with_message_id("m-1".into()),
+        )
+        .await
+        .unwrap();
+    let message = channel
+        .basic_get(topology.sync_queue().into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+        .expect("the message is on the sync queue");
+    channel
+        .basic_reject(
+            message.delivery.delivery_tag,
+            BasicRejectOptions { requeue: false },
+        )
+        .await
+        .unwrap();
+    let parked_channel = testkit::amqp_channel().await.unwrap();
+    let parked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if deadletters::depth(&parked_channel, &topology)
+                .await
+                .unwrap()
+                == 1
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        parked.is_ok(),
+        "the rejected message reached plaidhook.dead"
+    );
+
+    let listed = deadletters::list(&parked_channel, &topology, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].message_id.as_deref(), Some("m-1"));
+    assert_eq!(
+        listed[0].from_queue.as_deref(),
+        Some(topology.sync_queue().as_str())
+    );
+    assert_eq!(listed[0].reason.as_deref(), Some("rejected"));
+    assert!(listed[0].body_preview.contains("parked"));
+    // Listing puts every message back (nack with requeue), which the broker applies
+    // asynchronously: wait for the count to settle.
+    let still_parked = tokio::time::timeout(Duration::from_secs(10), async {
+        while deadletters::depth(&parked_channel, &topology)
+            .await
+            .unwrap()
+            != 1
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(still_parked.is_ok(), "listing does not consume");
+
+    let replayed = deadletters::replay(&parked_channel, &publisher, usize::MAX, false)
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    assert_eq!(
+        deadletters::depth(&parked_channel, &topology)
+            .await
+            .unwrap(),
+        0
+    );
+    let back = channel
+        .basic_get(
+            topology.sync_queue().into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the replayed message is back on the sync queue");
+    assert_eq!(back.delivery.data, br#"{"item_id":"parked"}"#);
+    let headers = back
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        !headers.inner().contains_key("x-death"),
+        "a replay starts afresh"
+    );
+
+    topology.delete(&channel).await.unwrap();
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_api_lists_a_parked_message_and_replays_it() {
+    use reqwest::Method;
+
+    let harness = testkit::api::start(&[]).await;
+    let app = &harness.app;
+    // Nothing parked yet (and the call declares the topology if no one has yet).
+    let (status, empty) = harness
+        .call(Method::GET, "/api/v1/dead-letters", None)
+        .await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["depth"], 0);
+
+    // Something the Item-health consumer can never handle parks at once.
+    let channel = testkit::amqp_channel().await.unwrap();
+    let publisher_channel = testkit::amqp_channel().await.unwrap();
+    publisher_channel
+        .basic_publish(
+            app.topology.webhooks_exchange().into(),
+            "ITEM.ERROR".into(),
+            Default::default(),
+            b"not an envelope",
+            lapin::BasicProperties::default().with_message_id("broken-1".into()),
+        )
+        .await
+        .unwrap();
+    let parked = app
+        .eventually(Duration::from_secs(15), || async {
+            deadletters::depth(&channel, &app.topology).await.unwrap() == 1
+        })
+        .await;
+    assert!(parked, "the unreadable message parked");
+
+    let (status, listed) = harness
+        .call(Method::GET, "/api/v1/dead-letters?limit=5", None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["depth"], 1);
+    assert_eq!(listed["messages"][0]["message_id"], "broken-1");
+    assert_eq!(
+        listed["messages"][0]["from_queue"],
+        app.topology.items_queue()
+    );
+
+    let (status, bad) = harness
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(serde_json::json!({ "limit": 0 })),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+
+    let (status, replayed) = harness
+        .call(
+            Method::POST,
+            "/api/v1/dead-letters/replay",
+            Some(serde_json::json!({ "limit": 10 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["replayed"], 1);
+    // Replayed to plaidhook.items, the consumer parks it again: the round trip is visible.
+    let parked_again = app
+        .eventually(Duration::from_secs(15), || async {
+            deadletters::depth(&channel, &app.topology).await.unwrap() == 1
+        })
+        .await;
+    assert!(parked_again);
+    harness.app.stop().await.unwrap();
+}

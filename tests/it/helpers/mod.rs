@@ -1,0 +1,9 @@
+//! Helpers only these tests use; what benchmarks share too lives in the `testkit` crate.
+//!
+//! - `sim`: a simulator on port 0 and a small Plaid client for calling it.
+//! - `receiver`: a webhook receiver that records what the simulator sends.
+//! - `schemas`: Plaid's official OpenAPI schemas as JSON-Schema validators.
+
+pub mod receiver;
+pub mod schemas;
+pub mod sim;

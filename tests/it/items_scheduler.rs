@@ -1,0 +1,111 @@
+//! The safety-net scheduler against the simulator: stale Items get a sync, Items in error are
+//! re-checked with `/item/get`, pending expirations are reminded once.
+
+use std::time::Duration;
+
+use plaidhook::items::{transition, ItemStatus, StatusSource, Transition};
+use serde_json::Value;
+use testkit::alerts::AlertReceiver;
+use testkit::api::{start, Harness};
+use uuid::Uuid;
+
+const WITHIN: Duration = Duration::from_secs(15);
+
+async fn linked_and_synced(h: &Harness, user: &str) -> (Uuid, String) {
+    let (item_id, plaid_item_id) = h.link_item(user).await;
+    h.item_until(item_id, WITHIN, |i| {
+        i["last_sync"]["outcome"] == "succeeded"
+    })
+    .await;
+    (item_id, plaid_item_id)
+}
+
+#[tokio::test]
+async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expirations() {
+    let receiver = AlertReceiver::start().await;
+    let h = start(&[
+        ("PLAIDHOOK__ALERTS__WEBHOOK_URL", receiver.url.as_str()),
+        ("PLAIDHOOK__SCHEDULER__INTERVAL_SECS", "1"),
+        ("PLAIDHOOK__SCHEDULER__STALE_AFTER_SECS", "3600"),
+        ("PLAIDHOOK__SCHEDULER__ERROR_RECHECK_SECS", "0"),
+        ("PLAIDHOOK__SCHEDULER__EXPIRATION_REMINDER_SECS", "864000"),
+    ])
+    .await;
+    let (stale, _) = linked_and_synced(&h, "user-stale").await;
+    let (broken, _) = linked_and_synced(&h, "user-broken").await;
+    let (expiring, expiring_plaid) = linked_and_synced(&h, "user-expiring").await;
+
+    // Stale: no successful sync for two days.
+    sqlx::query("update items set last_synced_at = now() - interval '2 days' where id = $1")
+        .bind(stale)
+        .execute(&h.app.db)
+        .await
+        .unwrap();
+    // Broken by an error Plaid has since cleared (and whose LOGIN_REPAIRED never arrived).
+    let mut tx = h.app.db.begin().await.unwrap();
+    transition(
+        &mut tx,
+        broken,
+        Transition {
+            to: ItemStatus::Error,
+            cause: "item_error",
+            error_code: Some("INSTITUTION_DOWN"),
+            error_message: Some("the institution is down"),
+            source: StatusSource::Operator,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(h.alert_counts(broken, "item_error").await, (1, 1));
+    // Expiring: consent ends in 7 days (PENDING_EXPIRATION is sent).
+    let response = h
+        .app
+        .http
+        .post(format!(
+            "{}/sim/items/{expiring_plaid}/pending_expiration",
+            h.sim_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+
+    let resynced = h
+        .app
+        .eventually(WITHIN, || async {
+            sqlx::query_scalar::<_, bool>(
+                "select exists (select 1 from sync_runs where item_id = $1 and trigger = 'scheduler'
+                                and outcome = 'succeeded')",
+            )
+            .bind(stale)
+            .fetch_one(&h.app.db)
+            .await
+            .unwrap()
+        })
+        .await;
+    assert!(resynced, "the stale Item was synced by the scheduler");
+
+    let item = h
+        .item_until(broken, WITHIN, |i| i["status"] == "active")
+        .await;
+    assert_eq!(item["status"], "active", "{item}");
+    assert_eq!(item["history"][0]["source"], "scheduler");
+    assert_eq!(h.alert_counts(broken, "item_error").await, (0, 1));
+
+    let item = h
+        .item_until(expiring, WITHIN, |i| i["status"] == "pending_expiration")
+        .await;
+    assert_eq!(item["status"], "pending_expiration", "{item}");
+    assert!(!item["consent_expires_at"].is_null());
+    let is_reminder = |b: &Value| b["event"] == "alert.reminder";
+    let received = receiver.until(WITHIN, |r| r.iter().any(is_reminder)).await;
+    let reminders: Vec<&Value> = received.iter().filter(|b| is_reminder(b)).collect();
+    assert_eq!(reminders.len(), 1, "{received:?}");
+    assert_eq!(reminders[0]["alert"]["cause"], "pending_expiration");
+    assert_eq!(
+        reminders[0]["alert"]["item"]["client_user_id"],
+        "user-expiring"
+    );
+    h.app.stop().await.unwrap();
+}

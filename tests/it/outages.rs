@@ -1,0 +1,181 @@
+//! The database going away under a running plaidhook: nothing accepted is lost, and the Item
+//! ends equal to Plaid once it is back.
+//!
+//! The app reaches PostgreSQL through a TCP proxy the test cuts and restores; the database
+//! itself (shared by the other tests) keeps running.
+
+use std::time::Duration;
+
+use plaidhook::app::Role;
+use plaidhook::messages::SyncTrigger;
+use testkit::proxy::TcpProxy;
+use testkit::world::{Linked, Node, World};
+
+#[tokio::test]
+async fn a_database_outage_during_a_sync_loses_no_webhook_and_the_item_ends_equal_to_plaid() {
+    let world = World::new(testkit::world::sim_config()).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    proxy.bring_up();
+    let proxied = format!("postgres://postgres@{}/{}", proxy.addr, world.database.name);
+    let node = world
+        .node(
+            Role::All,
+            &[
+                ("PLAIDHOOK__DATABASE__URL", &proxied),
+                ("PLAIDHOOK__DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
+            ],
+        )
+        .await;
+    let item = linked_and_synced(&world, &node).await;
+
+    // The database goes away; the bank moves on and Plaid says so with a webhook.
+    proxy.take_down();
+    // The ingress needs no database to accept it: the broker confirms.
+    let accepted = advance_and_deliver(&world, &item, 3).await;
+    assert!(
+        accepted,
+        "the webhook was answered 200 with the database away"
+    );
+    // The sync cannot write; its message waits in a delay queue rather than being lost.
+    let waiting = world
+        .eventually(Duration::from_secs(15), || async {
+            world.queue_depth("plaidhook.sync.retry.1s").await.0 > 0
+                || world.queue_depth("plaidhook.sync.retry.5s").await.0 > 0
+        })
+        .await;
+    assert!(waiting, "the failed sync is waiting to be retried");
+    assert!(!world.in_step(&item).await, "nothing could be written yet");
+
+    // The database is back: the retried sync brings the Item level with Plaid.
+    proxy.bring_up();
+    world.assert_in_step(&item, Duration::from_secs(60)).await;
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn after_a_broker_outage_the_consumers_come_back_and_the_item_ends_equal_to_plaid() {
+    let world = World::new(testkit::world::sim_config()).await;
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    proxy.bring_up();
+    let broker = format!("amqp://guest:guest@{}/%2f?heartbeat=2", proxy.addr);
+    let node = world
+        .node(
+            Role::All,
+            &[
+                ("PLAIDHOOK__RABBITMQ__URL", &broker),
+                ("PLAIDHOOK__RABBITMQ__PUBLISH_TIMEOUT_MS", "500"),
+            ],
+        )
+        .await;
+    let item = linked_and_synced(&world, &node).await;
+
+    // The broker goes away for a while: connections cut, reconnects refused.
+    proxy.take_down();
+    let lost = world
+        .eventually(Duration::from_secs(15), || async {
+            node.broker_status() == plaidhook::broker::BrokerStatus::Disconnected
+        })
+        .await;
+    assert!(lost, "the node noticed the broker was gone");
+    // Meanwhile the bank moves on; Plaid's webhook is accepted into the spool.
+    let accepted = advance_and_deliver(&world, &item, 2).await;
+    assert!(
+        accepted,
+        "the webhook was answered 200 with the broker away"
+    );
+
+    // The broker is back: the spool is relayed, the consumer resumes, the Item catches up.
+    proxy.bring_up();
+    world.assert_in_step(&item, Duration::from_secs(60)).await;
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn with_webhooks_waiting_in_the_spool_and_the_database_failing_a_webhook_still_reaches_the_broker(
+) {
+    let database = testkit::TestDatabase::new();
+    let pg = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let mq = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    pg.bring_up();
+    let db_url = format!("postgres://postgres@{}/{}", pg.addr, database.name);
+    let broker_url = format!("amqp://guest:guest@{}/%2f?heartbeat=2", mq.addr);
+    let app = testkit::spawn_app_with(
+        Role::Serve,
+        &[
+            ("PLAIDHOOK__DATABASE__URL", &db_url),
+            ("PLAIDHOOK__DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
+            ("PLAIDHOOK__RABBITMQ__URL", &broker_url),
+            ("PLAIDHOOK__RABBITMQ__PUBLISH_TIMEOUT_MS", "500"),
+        ],
+    )
+    .await;
+    let post = |item: &'static str| {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "webhook_type": "TRANSACTIONS", "webhook_code": "SYNC_UPDATES_AVAILABLE",
+            "item_id": item, "environment": "sandbox"
+        }))
+        .unwrap();
+        let header = app.sim().sign_webhook(&body);
+        app.http
+            .post(app.public_url("/webhooks/plaid"))
+            .header("Plaid-Verification", header)
+            .body(body)
+            .send()
+    };
+
+    // The broker is away: the first webhook is spooled, and the spool now has a backlog.
+    assert_eq!(post("item-spooled").await.unwrap().status(), 200);
+    assert_eq!(app.spool_depth().await, 1);
+    // Then the database fails and the broker comes back, before the relay could drain.
+    pg.take_down();
+    mq.bring_up();
+    assert!(app.wait_broker_connected(Duration::from_secs(15)).await);
+    // The spool cannot take the next webhook; the broker can, and durable beats in order.
+    assert_eq!(post("item-direct").await.unwrap().status(), 200);
+    let queue = app.topology.sync_queue();
+    assert!(
+        app.eventually(Duration::from_secs(10), || async {
+            app.queue_depth(&queue).await == 1
+        })
+        .await
+    );
+
+    // The database is back: the spooled webhook is relayed too; none is lost.
+    pg.bring_up();
+    assert!(
+        app.eventually(Duration::from_secs(30), || async {
+            app.queue_depth(&queue).await == 2
+        })
+        .await
+    );
+    assert_eq!(app.spool_depth().await, 0);
+    app.stop().await.unwrap();
+    drop(database);
+}
+
+/// Links an Item whose webhooks go to `node`, and waits for its first sync.
+async fn linked_and_synced(world: &World, node: &Node) -> Linked {
+    let item = world.link(Some(node.webhook_url()), 300).await;
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    world.assert_in_step(&item, Duration::from_secs(30)).await;
+    item
+}
+
+/// Moves the Item's bank on by `days`; true once Plaid's webhook about it was answered 200.
+async fn advance_and_deliver(world: &World, item: &Linked, days: u32) -> bool {
+    let delivered_before = world.sim().deliveries().len();
+    world
+        .sim()
+        .advance(&item.plaid_item_id, days)
+        .expect("the Item exists");
+    world
+        .eventually(Duration::from_secs(15), || async {
+            world.sim().deliveries()[delivered_before..]
+                .iter()
+                .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200))
+        })
+        .await
+}

@@ -1,0 +1,46 @@
+//! Plaid's official Python client (`plaid-python` from PyPI), pointed at the simulator, runs
+//! link → exchange → sync → reset_login unchanged. Skipped, saying so, when the `plaid`
+//! module is not installed (`python3 -m pip install plaid-python`).
+
+use crate::helpers::sim as support;
+
+use std::path::Path;
+use std::process::Command;
+use support::{start, test_config};
+
+fn plaid_python_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import plaid"])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+#[tokio::test]
+async fn the_official_plaid_python_client_runs_link_exchange_sync_and_reset_login_against_the_simulator(
+) {
+    if !plaid_python_available() {
+        eprintln!("SKIPPED: python3 cannot import `plaid`; install it with `python3 -m pip install plaid-python`");
+        return;
+    }
+    let handle = start(test_config()).await;
+    let config = handle.sim().config();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plaid_python/flow.py");
+    let base_url = handle.base_url();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .args([base_url, config.client_id, config.secret])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "plaid-python flow failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stdout.starts_with("OK:"), "{stdout}");
+    handle.shutdown().await;
+}

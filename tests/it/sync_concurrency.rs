@@ -1,0 +1,212 @@
+//! One sync per Item at a time, whatever arrives and whoever dies: duplicate webhooks in a
+//! burst, two worker processes on one queue, and a worker process killed mid-sync.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use plaidhook::app::Role;
+use plaidhook::messages::SyncTrigger;
+use serde_json::json;
+use testkit::world::{assert_no_overlap, sim_config, World};
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn the_same_webhook_delivered_20_times_at_once_costs_at_most_one_extra_sync_and_never_a_concurrent_one(
+) {
+    let world = World::new(sim_config()).await;
+    // Slow Plaid answers, so the burst lands while the first sync is still paging.
+    world.sim().update_config(|c| c.latency_ms = 60);
+    let node = world.node(Role::All, &[]).await;
+    let item = world.link(Some(node.webhook_url()), 2_000).await;
+
+    let body = json!({
+        "webhook_type": "TRANSACTIONS",
+        "webhook_code": "SYNC_UPDATES_AVAILABLE",
+        "item_id": item.plaid_item_id,
+        "initial_update_complete": true,
+        "historical_update_complete": true,
+        "environment": "sandbox"
+    });
+    let signed = world.sim().signed_webhook(&body);
+    let http = reqwest::Client::new();
+    let deliveries = (0..20).map(|_| {
+        http.post(node.webhook_url())
+            .header("Plaid-Verification", &signed.plaid_verification)
+            .header("Content-Type", "application/json")
+            .body(signed.body.clone())
+            .send()
+    });
+    for response in futures::future::join_all(deliveries).await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+
+    world.assert_in_step(&item, WITHIN).await;
+    let settled = world
+        .eventually(WITHIN, || async {
+            world.queue_depth("plaidhook.sync").await.0 == 0 && world.running(&item).await == 0
+        })
+        .await;
+    assert!(settled);
+    let runs = world.runs(&item).await;
+    assert!(
+        (1..=2).contains(&runs.len()),
+        "20 duplicates cost {} syncs: {runs:#?}",
+        runs.len()
+    );
+    assert_no_overlap(&runs);
+    assert!(runs.iter().all(|r| r.outcome == "succeeded"));
+    assert_eq!(runs[0].added, 2_000);
+    if let Some(extra) = runs.get(1) {
+        assert_eq!(extra.trigger, "coalesced");
+        assert_eq!(extra.added + extra.modified + extra.removed, 0);
+    }
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn two_worker_processes_share_one_queue_and_never_sync_one_item_concurrently() {
+    let world = World::new(sim_config()).await;
+    world.sim().update_config(|c| c.latency_ms = 20);
+    let first = world.node(Role::Worker, &[]).await;
+    let second = world.node(Role::Worker, &[]).await;
+    let mut items = Vec::new();
+    for _ in 0..6 {
+        items.push(world.link(None, 1_200).await);
+    }
+    let consumers = world
+        .eventually(Duration::from_secs(10), || async {
+            world.queue_depth("plaidhook.sync").await.1 == 2
+        })
+        .await;
+    assert!(consumers, "both workers consume plaidhook.sync");
+
+    // Every Item asked for several times, from both processes, all at once.
+    let requests = items.iter().flat_map(|item| {
+        [&first, &second, &first, &second]
+            .map(|node| node.request_sync(&item.plaid_item_id, SyncTrigger::Manual))
+    });
+    futures::future::join_all(requests).await;
+    for item in &items {
+        world.assert_in_step(item, WITHIN).await;
+    }
+    for round in 0..2 {
+        for item in &items {
+            world.sim().advance(&item.plaid_item_id, 3 + round);
+            second
+                .request_sync(&item.plaid_item_id, SyncTrigger::Webhook)
+                .await;
+            first
+                .request_sync(&item.plaid_item_id, SyncTrigger::Webhook)
+                .await;
+        }
+        for item in &items {
+            world.assert_in_step(item, WITHIN).await;
+        }
+    }
+    for item in &items {
+        let runs = world.runs(item).await;
+        assert_no_overlap(&runs);
+        assert!(runs.iter().all(|r| r.outcome == "succeeded"), "{runs:#?}");
+    }
+    assert_eq!(world.rate_limited_calls().await, 0);
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+    world.finish().await;
+}
+
+/// `plaidhook worker`, the real binary, in this world.
+fn worker_process(world: &World) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_plaidhook"))
+        .arg("worker")
+        .env("PLAIDHOOK_ENVIRONMENT", "test")
+        .envs(world.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the worker binary starts")
+}
+
+#[tokio::test]
+async fn a_worker_process_killed_mid_sync_leaves_nothing_behind_and_the_next_worker_finishes_the_sync(
+) {
+    let world = World::new(sim_config()).await;
+    world.sim().update_config(|c| c.latency_ms = 150);
+    let serve = world.node(Role::Serve, &[]).await;
+    let item = world.link(None, 3_000).await;
+    let mut doomed = worker_process(&world);
+    let consuming = world
+        .eventually(WITHIN, || async {
+            world.queue_depth("plaidhook.sync").await.1 == 1
+        })
+        .await;
+    assert!(consuming, "the worker process consumes");
+
+    serve
+        .request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    // Kill it once it has fetched some pages but cannot have finished (6 pages, 150 ms each).
+    let mid_sync = world
+        .eventually(WITHIN, || async {
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from plaid_api_calls where item_id = $1 and method = '/transactions/sync'",
+            )
+            .bind(item.id)
+            .fetch_one(&world.db)
+            .await
+            .unwrap()
+                >= 2
+        })
+        .await;
+    assert!(mid_sync);
+    doomed.kill().expect("SIGKILL");
+    doomed.wait().unwrap();
+    assert!(
+        world.stored(&item).await.is_empty(),
+        "nothing was committed"
+    );
+    assert_eq!(
+        world.running(&item).await,
+        1,
+        "the dead worker's run is left open"
+    );
+
+    let survivor = world.node(Role::Worker, &[]).await;
+    world.assert_in_step(&item, WITHIN).await;
+    let runs = world.runs(&item).await;
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(runs[0].outcome, "failed");
+    assert_eq!(runs[0].error_code.as_deref(), Some("WORKER_LOST"));
+    assert_eq!(runs[1].outcome, "succeeded");
+    assert_eq!(runs[1].added, 3_000);
+
+    // Every transaction announced once, by the run that committed.
+    let events = world.synced_events(&item).await;
+    let mut announced = BTreeSet::new();
+    for event in &events {
+        assert_eq!(
+            event["data"]["sync_run_id"],
+            json!(runs_id(&world, &item).await)
+        );
+        for t in event["data"]["added"].as_array().unwrap() {
+            assert!(announced.insert(t["transaction_id"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(announced.len(), 3_000);
+    assert_eq!(world.queue_depth("plaidhook.dead").await.0, 0);
+
+    survivor.stop().await.unwrap();
+    serve.stop().await.unwrap();
+    world.finish().await;
+}
+
+/// The id of the Item's succeeded run.
+async fn runs_id(world: &World, item: &testkit::world::Linked) -> uuid::Uuid {
+    sqlx::query_scalar("select id from sync_runs where item_id = $1 and outcome = 'succeeded'")
+        .bind(item.id)
+        .fetch_one(&world.db)
+        .await
+        .unwrap()
+}

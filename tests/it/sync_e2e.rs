@@ -1,0 +1,265 @@
+//! The sync worker end to end: Plaid's signed webhooks through the ingress, RabbitMQ, the
+//! worker, PostgreSQL, and the database compared with the simulator's ground truth; plus what
+//! happens to the Item when Plaid reports an error, and to the cursor when Plaid rejects it.
+
+use std::time::Duration;
+
+use plaidhook::app::Role;
+use plaidhook::messages::SyncTrigger;
+use testkit::world::{assert_no_overlap, sim_config, World};
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_linked_item_is_synced_from_its_webhooks_and_stays_equal_to_plaid_as_the_bank_moves_on() {
+    // Plaid's real first steps: data not ready at exchange, sync called once so that
+    // SYNC_UPDATES_AVAILABLE starts, then the webhook when the data is ready.
+    let world = World::new(plaidhook::sim::SimConfig {
+        initial_data_ready: false,
+        ..sim_config()
+    })
+    .await;
+    let node = world.node(Role::All, &[]).await;
+    let item = world.link(Some(node.webhook_url()), 1_234).await;
+
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    let runs = world.wait_finished_runs(&item, 1, WITHIN).await;
+    assert_eq!(runs[0].trigger, "exchange");
+    assert_eq!(runs[0].outcome, "succeeded");
+    assert_eq!(runs[0].added, 0, "nothing is ready yet");
+
+    assert!(world.sim().set_ready(&item.plaid_item_id));
+    world.assert_in_step(&item, WITHIN).await;
+    let runs = world.runs(&item).await;
+    let webhook_run = runs.last().unwrap();
+    assert_eq!(webhook_run.trigger, "webhook");
+    assert_eq!(webhook_run.added, 1_234);
+    assert_eq!(webhook_run.pages, 3, "500 per page");
+    assert_eq!(webhook_run.plaid_request_ids.len(), 3);
+    let delivered = world.sim().deliveries();
+    assert!(delivered
+        .iter()
+        .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200)));
+
+    // The bank moves on: new, modified, removed, and pending transactions posting.
+    let (mut added, mut modified, mut removed) = (0, 0, 0);
+    for _ in 0..4 {
+        let changes = world.sim().advance(&item.plaid_item_id, 2).unwrap();
+        added += changes.added;
+        modified += changes.modified;
+        removed += changes.removed;
+        world.assert_in_step(&item, WITHIN).await;
+    }
+    assert!(
+        added > 0 && modified > 0 && removed > 0,
+        "the bank changed in every way"
+    );
+    world.assert_columns_match_raw(&item).await;
+    world.assert_accounts_match(&item).await;
+
+    // Pending → posted: the posted transaction keeps the link, the pending one is gone.
+    let stored = world.stored(&item).await;
+    let posted: Vec<_> = stored
+        .values()
+        .filter_map(|t| t.pending_transaction_id.as_ref())
+        .filter(|pending| {
+            world
+                .sim()
+                .ground_truth(&item.plaid_item_id)
+                .unwrap()
+                .iter()
+                .all(|t| &t.transaction_id != *pending)
+        })
+        .collect();
+    assert!(!posted.is_empty(), "some pending transactions posted");
+    for pending in posted {
+        assert!(!stored.contains_key(pending.as_str()));
+    }
+
+    let runs = world.runs(&item).await;
+    assert!(runs.iter().all(|r| r.outcome == "succeeded"), "{runs:#?}");
+    assert_no_overlap(&runs);
+    assert_eq!(world.rate_limited_calls().await, 0);
+
+    // Every change went out as transactions.synced events, and the relay published them.
+    let events = world.synced_events(&item).await;
+    let announced_added: usize = events
+        .iter()
+        .map(|e| e["data"]["added"].as_array().unwrap().len())
+        .sum();
+    let announced_removed: usize = events
+        .iter()
+        .map(|e| e["data"]["removed"].as_array().unwrap().len())
+        .sum();
+    let run_added: i32 = runs.iter().map(|r| r.added).sum();
+    let run_removed: i32 = runs.iter().map(|r| r.removed).sum();
+    assert_eq!(announced_added, run_added as usize);
+    assert_eq!(announced_removed, run_removed as usize);
+    let published = world
+        .eventually(WITHIN, || async {
+            sqlx::query_scalar::<_, i64>("select count(*) from outbox where published_at is null")
+                .fetch_one(&world.db)
+                .await
+                .unwrap()
+                == 0
+        })
+        .await;
+    assert!(published, "the outbox relay published every event");
+    assert_eq!(world.queue_depth("plaidhook.dead").await.0, 0);
+
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn a_large_run_is_announced_in_numbered_chunks_that_together_hold_every_transaction() {
+    let world = World::new(sim_config()).await;
+    let node = world
+        .node(
+            Role::Worker,
+            &[("PLAIDHOOK__SYNC__EVENT_CHUNK_SIZE", "400")],
+        )
+        .await;
+    let item = world.link(None, 1_000).await;
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    world.assert_in_step(&item, WITHIN).await;
+
+    let events = world.synced_events(&item).await;
+    assert_eq!(events.len(), 3, "1,000 transactions in chunks of 400");
+    let mut ids = std::collections::BTreeSet::new();
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event["type"], "transactions.synced");
+        assert_eq!(event["data"]["chunk"], index + 1);
+        assert_eq!(event["data"]["chunks"], 3);
+        assert_eq!(event["data"]["totals"]["added"], 1_000);
+        assert_eq!(event["data"]["plaid_item_id"], item.plaid_item_id.as_str());
+        for t in event["data"]["added"].as_array().unwrap() {
+            assert!(ids.insert(t["transaction_id"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(ids.len(), 1_000);
+    let distinct_event_ids: std::collections::BTreeSet<_> =
+        events.iter().map(|e| e["id"].to_string()).collect();
+    assert_eq!(distinct_event_ids.len(), 3);
+
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn item_login_required_moves_the_item_to_login_required_without_a_retry_loop_and_a_later_sync_clears_it(
+) {
+    let world = World::new(sim_config()).await;
+    let node = world.node(Role::Worker, &[]).await;
+    let item = world.link(None, 200).await;
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    world.assert_in_step(&item, WITHIN).await;
+
+    assert!(world.sim().reset_login(&item.plaid_item_id));
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Manual)
+        .await;
+    let runs = world.wait_finished_runs(&item, 2, WITHIN).await;
+    assert_eq!(runs[1].outcome, "item_error");
+    assert_eq!(runs[1].error_code.as_deref(), Some("ITEM_LOGIN_REQUIRED"));
+    assert_eq!(
+        world.item_status(&item).await,
+        (
+            "login_required".to_owned(),
+            Some("ITEM_LOGIN_REQUIRED".to_owned())
+        )
+    );
+    let history: Vec<(String, String)> = sqlx::query_as(
+        "select to_status, source from item_status_history where item_id = $1 order by id",
+    )
+    .bind(item.id)
+    .fetch_all(&world.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        history.last().unwrap(),
+        &("login_required".into(), "sync".into())
+    );
+    // Completed, not retried: nothing waits in the queue, its delay queues or the parking lot.
+    let settled = world
+        .eventually(Duration::from_secs(3), || async {
+            world.queue_depth("plaidhook.sync").await.0 == 0
+                && world.queue_depth("plaidhook.sync.retry.1s").await.0 == 0
+        })
+        .await;
+    assert!(settled);
+    assert_eq!(world.queue_depth("plaidhook.dead").await.0, 0);
+    assert_eq!(world.runs(&item).await.len(), 2, "no retry loop");
+
+    // The user repairs the Item; the next sync succeeds and the Item is active again.
+    assert!(world.sim().complete_update_mode(&item.plaid_item_id));
+    world.sim().advance(&item.plaid_item_id, 1);
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Repaired)
+        .await;
+    world.assert_in_step(&item, WITHIN).await;
+    assert_eq!(world.item_status(&item).await, ("active".to_owned(), None));
+
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn revoked_consent_moves_the_item_to_revoked() {
+    let world = World::new(sim_config()).await;
+    let node = world.node(Role::Worker, &[]).await;
+    let item = world.link(None, 50).await;
+    let error = plaidhook::plaid::PlaidError::new(
+        "ITEM_ERROR".into(),
+        "USER_PERMISSION_REVOKED".into(),
+        "the user revoked access",
+    );
+    world
+        .sim()
+        .with_state(|s| s.set_error(&item.plaid_item_id, error));
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    let runs = world.wait_finished_runs(&item, 1, WITHIN).await;
+    assert_eq!(runs[0].outcome, "item_error");
+    assert_eq!(world.item_status(&item).await.0, "revoked");
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn a_cursor_plaid_rejects_is_reset_and_the_item_resynced_in_full_dropping_what_plaid_no_longer_has(
+) {
+    let world = World::new(sim_config()).await;
+    let node = world.node(Role::Worker, &[]).await;
+    let item = world.link(None, 700).await;
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    world.assert_in_step(&item, WITHIN).await;
+
+    // A cursor Plaid will not accept, and a transaction Plaid no longer has.
+    sqlx::query("update items set sync_cursor = 'not-a-cursor' where id = $1")
+        .bind(item.id)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into transactions (transaction_id, item_id, account_id, amount, date, pending, raw)
+         select 'stale-1', item_id, account_id, amount, date, pending, raw
+         from transactions where item_id = $1 limit 1",
+    )
+    .bind(item.id)
+    .execute(&world.db)
+    .await
+    .unwrap();
+    world.sim().advance(&item.plaid_item_id, 2);
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Manual)
+        .await;
+    world.assert_in_step(&item, WITHIN).await;
+    let last = world.runs(&item).await.pop().unwrap();
+    assert!(last.cursor_reset);
+    assert_eq!(last.outcome, "succeeded");
+
+    node.stop().await.unwrap();
+    world.finish().await;
+}
