@@ -225,6 +225,12 @@ impl Application {
         &self.state.plaid_base_url
     }
 
+    /// The safety net as worker processes run it, for driving one round at a time (tests,
+    /// operators' tooling) whatever `scheduler.enabled` says.
+    pub fn scheduler(&self) -> Scheduler {
+        self.state.scheduler()
+    }
+
     /// Publishes sync requests as the application's components do.
     pub fn sync_requester(&self) -> SyncRequester {
         self.state.sync_requester()
@@ -294,6 +300,15 @@ impl Parts {
         )
     }
 
+    fn scheduler(&self) -> Scheduler {
+        Scheduler {
+            db: self.db.clone(),
+            reconciler: self.reconciler(),
+            sync_requests: self.sync_requester(),
+            settings: self.settings.scheduler.clone(),
+        }
+    }
+
     fn reconciler(&self) -> Reconciler {
         Reconciler {
             db: self.db.clone(),
@@ -342,13 +357,7 @@ fn spawn_workers(
     // Alert delivery and the safety net run beside the consumers, in worker processes.
     let notifier = Notifier::new(state.db.clone(), settings.alerts.clone())?;
     tasks.spawn(notifier.run(shutdown.clone()));
-    let scheduler = Scheduler {
-        db: state.db.clone(),
-        reconciler: state.reconciler(),
-        sync_requests: state.sync_requester(),
-        settings: settings.scheduler.clone(),
-    };
-    tasks.spawn(scheduler.run(shutdown.clone()));
+    tasks.spawn(state.scheduler().run(shutdown.clone()));
     Ok(())
 }
 

@@ -101,6 +101,8 @@ pub async fn list(
 }
 
 /// Republishes up to `limit` parked messages to the queue each came from; returns how many.
+/// It takes at most what was parked when it started: a replayed message that fails and parks
+/// again joins the back of the queue, and must wait for the next replay, not loop in this one.
 pub async fn replay(
     channel: &Channel,
     publisher: &Publisher,
@@ -108,9 +110,9 @@ pub async fn replay(
     progress: bool,
 ) -> anyhow::Result<usize> {
     let topology = publisher.topology();
-    let total = depth(channel, topology).await?.min(limit as u32) as u64;
+    let total = (depth(channel, topology).await? as usize).min(limit);
     let bar = if progress {
-        ProgressBar::new(total)
+        ProgressBar::new(total as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -119,7 +121,7 @@ pub async fn replay(
             .expect("a static template"),
     );
     let mut replayed = 0;
-    while replayed < limit {
+    while replayed < total {
         let Some(message) = channel
             .basic_get(
                 topology.dead_queue().into(),

@@ -144,3 +144,60 @@ impl SyncRequester {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(code: &str, body: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "id": Uuid::now_v7(),
+            "received_at": Utc::now(),
+            "environment": "sandbox",
+            "webhook_type": "TRANSACTIONS",
+            "webhook_code": code,
+            "item_id": "item-1",
+            "body": body,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sync_request_is_told_apart_from_a_webhook_by_its_amqp_type() {
+        let request = SyncRequest {
+            id: Uuid::now_v7(),
+            requested_at: Utc::now(),
+            environment: "sandbox".into(),
+            plaid_item_id: "item-1".into(),
+            trigger: SyncTrigger::Exchange,
+        };
+        let body = serde_json::to_vec(&request).unwrap();
+        let SyncQueueMessage::Request(decoded) =
+            SyncQueueMessage::decode(Some(SYNC_REQUEST_TYPE), &body).unwrap()
+        else {
+            panic!("a sync request");
+        };
+        assert_eq!(decoded.id, request.id);
+        assert_eq!(decoded.trigger, SyncTrigger::Exchange);
+        // The same bytes without the type are not a webhook envelope.
+        assert!(SyncQueueMessage::decode(None, &body).is_err());
+
+        let webhook = envelope("SYNC_UPDATES_AVAILABLE", serde_json::json!({}));
+        let decoded =
+            SyncQueueMessage::decode(Some("TRANSACTIONS.SYNC_UPDATES_AVAILABLE"), &webhook);
+        assert!(matches!(decoded, Ok(SyncQueueMessage::Webhook(_))));
+    }
+
+    #[test]
+    fn a_request_queued_by_an_older_release_as_an_envelope_still_decodes_as_a_request() {
+        let legacy = envelope(
+            LEGACY_SYNC_REQUESTED_CODE,
+            serde_json::json!({ "trigger": "repaired" }),
+        );
+        let Ok(SyncQueueMessage::Request(request)) = SyncQueueMessage::decode(None, &legacy) else {
+            panic!("a legacy sync request");
+        };
+        assert_eq!(request.plaid_item_id, "item-1");
+        assert_eq!(request.trigger, SyncTrigger::Repaired);
+    }
+}

@@ -15,6 +15,7 @@ use plaidhook::app::{Application, Role};
 use plaidhook::broker::{Broker, BrokerStatus, Publisher, Topology};
 use plaidhook::config::Settings;
 use plaidhook::messages::{SyncRequester, SyncTrigger};
+use plaidhook::scheduler::Scheduler;
 use plaidhook::sim::Sim;
 use tokio_util::sync::CancellationToken;
 
@@ -105,6 +106,7 @@ impl TestAppBuilder {
             broker: app.broker().clone(),
             publisher: app.publisher().clone(),
             sync_requests: app.sync_requester(),
+            scheduler: app.scheduler(),
             public_addr: app.public_addr(),
             internal_addr: app.internal_addr(),
             shutdown: app.shutdown_token(),
@@ -134,6 +136,8 @@ pub struct TestApp {
     pub broker: Broker,
     pub publisher: Arc<Publisher>,
     pub sync_requests: SyncRequester,
+    /// The safety net, to drive one round at a time (`scheduler.enabled = false` stops its timer).
+    pub scheduler: Scheduler,
     pub public_addr: Option<SocketAddr>,
     pub internal_addr: SocketAddr,
     pub shutdown: CancellationToken,

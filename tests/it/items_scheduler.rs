@@ -25,7 +25,8 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
     let receiver = AlertReceiver::start().await;
     let h = start(&[
         ("PLAIDHOOK__ALERTS__WEBHOOK_URL", receiver.url.as_str()),
-        ("PLAIDHOOK__SCHEDULER__INTERVAL_SECS", "1"),
+        // The test drives the rounds itself.
+        ("PLAIDHOOK__SCHEDULER__ENABLED", "false"),
         ("PLAIDHOOK__SCHEDULER__STALE_AFTER_SECS", "3600"),
         ("PLAIDHOOK__SCHEDULER__ERROR_RECHECK_SECS", "0"),
         ("PLAIDHOOK__SCHEDULER__EXPIRATION_REMINDER_SECS", "864000"),
@@ -70,6 +71,24 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
         .await
         .unwrap();
     assert!(response.status().is_success());
+    let item = h
+        .item_until(expiring, WITHIN, |i| i["status"] == "pending_expiration")
+        .await;
+    assert_eq!(item["status"], "pending_expiration", "{item}");
+    assert!(!item["consent_expires_at"].is_null());
+
+    // One round finds each of the three, once.
+    let report = h.app.scheduler.round().await.unwrap();
+    assert_eq!(
+        (
+            report.ran,
+            report.syncs_requested,
+            report.rechecked,
+            report.reminders
+        ),
+        (true, 1, 1, 1),
+        "{report:?}"
+    );
 
     let resynced = h
         .app
@@ -93,11 +112,6 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
     assert_eq!(item["history"][0]["source"], "scheduler");
     assert_eq!(h.alert_counts(broken, "item_error").await, (0, 1));
 
-    let item = h
-        .item_until(expiring, WITHIN, |i| i["status"] == "pending_expiration")
-        .await;
-    assert_eq!(item["status"], "pending_expiration", "{item}");
-    assert!(!item["consent_expires_at"].is_null());
     let is_reminder = |b: &Value| b["event"] == "alert.reminder";
     let received = receiver.until(WITHIN, |r| r.iter().any(is_reminder)).await;
     let reminders: Vec<&Value> = received.iter().filter(|b| is_reminder(b)).collect();
@@ -106,6 +120,14 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
     assert_eq!(
         reminders[0]["alert"]["item"]["client_user_id"],
         "user-expiring"
+    );
+
+    // A second round has nothing left to do: each was handled once.
+    let again = h.app.scheduler.round().await.unwrap();
+    assert_eq!(
+        (again.syncs_requested, again.rechecked, again.reminders),
+        (0, 0, 0),
+        "{again:?}"
     );
     h.app.stop().await.unwrap();
 }

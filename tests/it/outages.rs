@@ -132,6 +132,12 @@ async fn with_webhooks_waiting_in_the_spool_and_the_database_failing_a_webhook_s
     pg.take_down();
     mq.bring_up();
     assert!(app.wait_broker_connected(Duration::from_secs(15)).await);
+    // Connected is not yet able to publish: wait until the publisher's channel is open and the
+    // topology declared, so the next publish is one confirm, well inside its 500 ms.
+    app.publisher
+        .ensure_topology()
+        .await
+        .expect("the publisher's channel opens");
     // The spool cannot take the next webhook; the broker can, and durable beats in order.
     assert_eq!(post("item-direct").await.unwrap().status(), 200);
     let queue = app.topology.sync_queue();
