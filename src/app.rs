@@ -154,13 +154,13 @@ impl Application {
         let publisher = Arc::new(Publisher::new(
             broker.clone(),
             topology.clone(),
-            settings.rabbitmq.publish_timeout(),
+            settings.rabbitmq.publish_timeout,
         ));
         let plaid = PlaidClient::new(
             plaid_base_url.clone(),
             settings.plaid.client_id.clone(),
             settings.plaid.secret.clone(),
-            settings.plaid.timeout(),
+            settings.plaid.timeout,
             Some(Arc::new(PgCallRecorder::new(db.clone()))),
         )?;
 
@@ -366,8 +366,8 @@ fn public_router(state: &Parts, spool: Arc<Spool>) -> Router {
     let ingress = Arc::new(Ingress {
         verifier: Verifier::new(
             Arc::new(KeyCache::new(state.plaid.clone())),
-            settings.webhook.max_age_secs,
-            settings.webhook.future_skew_secs,
+            settings.webhook.max_age,
+            settings.webhook.future_skew,
         ),
         publisher: state.publisher.clone(),
         spool,
@@ -398,7 +398,7 @@ fn internal_router(state: &Parts) -> Router {
             publisher: state.publisher.clone(),
             api: settings.api.clone(),
             link: settings.link.clone(),
-            balance_timeout: settings.plaid.balance_timeout(),
+            balance_timeout: settings.plaid.balance_timeout,
             webhook_url: state.webhook_url.clone(),
         }))
     });

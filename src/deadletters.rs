@@ -181,7 +181,7 @@ pub async fn connect(
         &settings.rabbitmq.namespace,
         settings.rabbitmq.delivery_limit,
     );
-    let publisher = Publisher::new(broker, topology, settings.rabbitmq.publish_timeout());
+    let publisher = Publisher::new(broker, topology, settings.rabbitmq.publish_timeout);
     publisher.ensure_topology().await?;
     Ok((channel, publisher, shutdown))
 }

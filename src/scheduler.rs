@@ -11,8 +11,6 @@
 //! - open `pending_expiration` alerts whose consent ends within
 //!   `scheduler.expiration_reminder_secs` get one reminder delivery (`alert.reminder`).
 
-use std::time::Duration;
-
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +47,7 @@ impl Scheduler {
         if !self.settings.enabled {
             return;
         }
-        let interval = Duration::from_secs(self.settings.interval_secs);
+        let interval = self.settings.interval;
         loop {
             match self.round().await {
                 Ok(report) if report.ran => tracing::debug!(?report, "scheduler round"),
@@ -83,7 +81,7 @@ async fn round(state: &Scheduler) -> anyhow::Result<RoundReport> {
         ..Default::default()
     };
 
-    let stale_after = settings.stale_after_secs as f64;
+    let stale_after = settings.stale_after.as_secs_f64();
     let stale = sqlx::query!(
         "select id, plaid_item_id from items
          where status = any($3)
@@ -115,7 +113,7 @@ async fn round(state: &Scheduler) -> anyhow::Result<RoundReport> {
         report.syncs_requested += 1;
     }
 
-    let recheck_after = settings.error_recheck_secs as f64;
+    let recheck_after = settings.error_recheck.as_secs_f64();
     let unhealthy = sqlx::query_scalar!(
         "select id from items
          where status = any($3)
@@ -148,7 +146,8 @@ async fn round(state: &Scheduler) -> anyhow::Result<RoundReport> {
         }
     }
 
-    report.reminders = remind_expirations(state, settings.expiration_reminder_secs as f64).await?;
+    report.reminders =
+        remind_expirations(state, settings.expiration_reminder.as_secs_f64()).await?;
     guard.commit().await?;
     Ok(report)
 }

@@ -36,14 +36,14 @@ impl Notifier {
     pub fn new(db: PgPool, settings: AlertSettings) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("plaidhook/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(settings.timeout_secs))
+            .timeout(settings.timeout)
             .build()?;
         Ok(Self { db, settings, http })
     }
 
     /// Delivers due alerts until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let poll = self.settings.poll_interval;
         loop {
             match self.round().await {
                 Ok(n) if n as i64 == BATCH => continue,
@@ -66,7 +66,7 @@ impl Notifier {
                 .await?;
             return Ok(0);
         }
-        let lease_secs = (self.settings.timeout_secs * 2) as f64;
+        let lease_secs = (self.settings.timeout * 2).as_secs_f64();
         let claimed = sqlx::query!(
             r#"update alert_deliveries d
                set attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
@@ -169,8 +169,8 @@ impl Notifier {
 
     /// The wait after the `attempts`-th failure: doubling from the initial backoff, capped.
     fn backoff(&self, attempts: u32) -> Duration {
-        let initial = Duration::from_millis(self.settings.backoff_initial_ms);
-        let cap = Duration::from_secs(self.settings.backoff_max_secs);
+        let initial = self.settings.backoff_initial;
+        let cap = self.settings.backoff_max;
         initial
             .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)))
             .min(cap)

@@ -92,7 +92,7 @@ pub async fn manual_sync(
 ) -> Result<(StatusCode, Json<SyncRequested>), ApiError> {
     let item_id = parse_item_id(&item_id)?;
     usable_item(&state, item_id).await?;
-    let min_interval = state.api.manual_sync_min_interval().as_secs_f64();
+    let min_interval = state.api.manual_sync_min_interval.as_secs_f64();
     let claimed = sqlx::query_scalar!(
         "update items set manual_sync_requested_at = now()
          where id = $1 and (manual_sync_requested_at is null
@@ -106,7 +106,7 @@ pub async fn manual_sync(
     let Some(plaid_item_id) = claimed else {
         return Err(ApiError::RateLimited(format!(
             "a manual sync of this Item was requested less than {} seconds ago",
-            state.api.manual_sync_min_interval_secs
+            state.api.manual_sync_min_interval.as_secs()
         )));
     };
     let access_token = state.credentials(item_id).await?.access_token;

@@ -100,7 +100,7 @@ mod tests {
     fn auth() -> ApiAuth {
         let mut settings = ApiSettings {
             tokens: Default::default(),
-            manual_sync_min_interval_secs: 60,
+            manual_sync_min_interval: std::time::Duration::from_secs(60),
         };
         settings.tokens.insert(
             "app".to_owned(),

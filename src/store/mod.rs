@@ -32,7 +32,7 @@ pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectO
 pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout())
+        .acquire_timeout(settings.acquire_timeout)
         .connect_lazy_with(connect_options(settings)?))
 }
 
@@ -50,7 +50,7 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
     }
     let pool = PgPoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(settings.acquire_timeout())
+        .acquire_timeout(settings.acquire_timeout)
         .connect_with(connect_options(settings)?)
         .await
         .context("could not connect to `database.url`")?;

@@ -43,7 +43,7 @@ impl SyncRateLimiter {
         Self {
             item_limit: settings.item_limit_per_window.min(i32::MAX as u32) as i32,
             client_limit: settings.client_limit_per_window.min(i32::MAX as u32) as i32,
-            window_ms: settings.limit_window().as_millis().min(i64::MAX as u128) as i64,
+            window_ms: settings.enforced_window().as_millis().min(i64::MAX as u128) as i64,
             client_bucket: format!("client:{client_id}:/transactions/sync"),
         }
     }

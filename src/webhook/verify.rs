@@ -12,6 +12,7 @@
 //! The result, [`VerifiedWebhook`], can only be built here: holding one is proof of all seven.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use base64::Engine;
@@ -146,7 +147,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(keys: Arc<KeyCache>, max_age_secs: u64, future_skew_secs: u64) -> Self {
+    pub fn new(keys: Arc<KeyCache>, max_age: Duration, future_skew: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::ES256);
         // Plaid's tokens carry no exp/nbf/aud; the age check on iat is ours.
         validation.required_spec_claims.clear();
@@ -155,8 +156,8 @@ impl Verifier {
         validation.validate_aud = false;
         Self {
             keys,
-            max_age_secs: max_age_secs as i64,
-            future_skew_secs: future_skew_secs as i64,
+            max_age_secs: max_age.as_secs() as i64,
+            future_skew_secs: future_skew.as_secs() as i64,
             validation,
         }
     }

@@ -1,0 +1,131 @@
+//! Which Plaid plaidhook talks to, how, and what it tells Plaid about Link; and the built-in
+//! simulator that stands in for Plaid by default.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::service::ListenerSettings;
+use super::{duration, fail};
+
+/// Which Plaid plaidhook talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaidEnvironment {
+    /// The built-in simulator, started in-process.
+    Simulator,
+    Sandbox,
+    Production,
+    /// Any Plaid-compatible base URL, e.g. a standalone `plaidhook sim`.
+    Custom,
+}
+
+impl PlaidEnvironment {
+    /// Name carried in webhook envelopes and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Simulator => "simulator",
+            Self::Sandbox => "sandbox",
+            Self::Production => "production",
+            Self::Custom => "custom",
+        }
+    }
+
+    /// Plaid itself, whose access tokens are real.
+    pub fn is_real(self) -> bool {
+        matches!(self, Self::Sandbox | Self::Production)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlaidSettings {
+    pub environment: PlaidEnvironment,
+    pub base_url: String,
+    pub client_id: String,
+    pub secret: SecretString,
+    /// Timeout of a Plaid API call.
+    #[serde(rename = "timeout_secs", deserialize_with = "duration::secs")]
+    pub timeout: Duration,
+    /// Timeout of `/accounts/balance/get`, which can take 30 s or more.
+    #[serde(rename = "balance_timeout_secs", deserialize_with = "duration::secs")]
+    pub balance_timeout: Duration,
+    pub webhook_url: String,
+}
+
+impl PlaidSettings {
+    /// Base URL for a fixed environment; `None` for the simulator, whose address is known only
+    /// once it is bound.
+    pub fn fixed_base_url(&self) -> Option<String> {
+        match self.environment {
+            PlaidEnvironment::Simulator => None,
+            PlaidEnvironment::Sandbox => Some("https://sandbox.plaid.com".into()),
+            PlaidEnvironment::Production => Some("https://production.plaid.com".into()),
+            PlaidEnvironment::Custom => Some(self.base_url.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if self.environment == PlaidEnvironment::Custom && !self.base_url.starts_with("http") {
+            return fail(
+                "plaid.base_url",
+                "must be an http(s) URL when plaid.environment = \"custom\"",
+            );
+        }
+        if self.client_id.trim().is_empty() {
+            return fail("plaid.client_id", "must not be empty");
+        }
+        if self.secret.expose_secret().trim().is_empty() {
+            return fail("plaid.secret", "must not be empty");
+        }
+        if self.timeout.is_zero() || self.balance_timeout.is_zero() {
+            return fail("plaid.timeout_secs", "timeouts must be at least 1 second");
+        }
+        if !self.webhook_url.is_empty() && !self.webhook_url.starts_with("http") {
+            return fail("plaid.webhook_url", "must be an http(s) URL or empty");
+        }
+        Ok(())
+    }
+}
+
+/// What plaidhook tells Plaid when it creates Link tokens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinkSettings {
+    pub client_name: String,
+    pub language: String,
+    pub country_codes: Vec<String>,
+}
+
+impl LinkSettings {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if self.client_name.trim().is_empty() {
+            return fail("link.client_name", "must not be empty");
+        }
+        if self.country_codes.is_empty() {
+            return fail("link.country_codes", "must name at least one country");
+        }
+        Ok(())
+    }
+}
+
+/// Where the built-in simulator listens, plus its own behaviour.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SimSettings {
+    pub host: String,
+    pub port: u16,
+    #[serde(flatten)]
+    pub behaviour: crate::sim::SimConfig,
+}
+
+impl SimSettings {
+    pub fn addr(&self) -> anyhow::Result<SocketAddr> {
+        ListenerSettings {
+            host: self.host.clone(),
+            port: self.port,
+        }
+        .addr()
+        .context("invalid setting `sim.host`/`sim.port`")
+    }
+}
