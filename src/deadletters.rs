@@ -97,6 +97,9 @@ pub async fn list(
             )
             .await?;
     }
+    // A synchronous round trip on the same channel: the broker has taken the requeues before
+    // this returns (they become visible to other channels as the queue applies them).
+    depth(channel, topology).await?;
     Ok(parked)
 }
 

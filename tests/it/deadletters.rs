@@ -155,6 +155,15 @@ async fn the_api_lists_a_parked_message_and_replays_it() {
         app.topology.items_queue()
     );
 
+    // Listing hands the message back to the queue asynchronously (another channel's requeue
+    // becomes visible to this one when the broker has applied it): wait until it is ready again.
+    let requeued = app
+        .eventually(Duration::from_secs(15), || async {
+            deadletters::depth(&channel, &app.topology).await.unwrap() == 1
+        })
+        .await;
+    assert!(requeued, "listing left the message parked");
+
     let (status, bad) = harness
         .call(
             Method::POST,
