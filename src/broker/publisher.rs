@@ -6,6 +6,15 @@
 //! only when the broker acked it *and* did not return it: messages are `mandatory`, so an
 //! unroutable one comes back and is a failure, not a silent drop. The whole publish runs under
 //! a timeout, because a broker that crashed mid-flight can hold a publish for many seconds.
+//!
+//! Why only messages that must be routed are `mandatory`: AMQP's `basic.return` names no
+//! delivery tag, and lapin hands a returned message to whichever confirm completes next. With
+//! many publishes in flight on one channel (and the broker acking several at once) a return
+//! can be pinned on the wrong publish: a routed webhook would look refused, and a refused one
+//! confirmed. So events, which may legitimately have no subscriber, go out without `mandatory`
+//! ([`Publisher::publish_event`]) and are never returned; everything else published
+//! `mandatory` is routable by construction (`plaid.webhooks` has an alternate exchange, the
+//! default exchange routes to queues that exist), so a return means a broken topology.
 
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -33,6 +42,12 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// The broker has the message and will not take it (returned as unroutable, or nacked):
+    /// unlike a broker that is away, trying again soon is unlikely to help.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Unroutable | Self::Nacked)
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             Self::NotConnected => "not_connected",
@@ -74,8 +89,8 @@ impl Publisher {
         self.channel().await.map(|_| ())
     }
 
-    /// Publishes `payload` persistently and waits for the broker's confirm, all within the
-    /// configured timeout.
+    /// Publishes `payload` persistently and `mandatory`, and waits for the broker's confirm,
+    /// all within the configured timeout. A message no queue takes is an error (`Unroutable`).
     pub async fn publish(
         &self,
         exchange: &str,
@@ -83,10 +98,35 @@ impl Publisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
+        self.publish_with(exchange, routing_key, payload, properties, true)
+            .await
+    }
+
+    /// Publishes an event: persistently, with confirm, but not `mandatory`: an event nobody is
+    /// bound to receive is dropped by the broker rather than returned (see the module notes).
+    pub async fn publish_event(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        self.publish_with(exchange, routing_key, payload, properties, false)
+            .await
+    }
+
+    async fn publish_with(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), PublishError> {
         let started = Instant::now();
         let result = match tokio::time::timeout(
             self.timeout,
-            self.publish_confirmed(exchange, routing_key, payload, properties),
+            self.publish_confirmed(exchange, routing_key, payload, properties, mandatory),
         )
         .await
         {
@@ -124,6 +164,7 @@ impl Publisher {
         routing_key: &str,
         payload: &[u8],
         properties: BasicProperties,
+        mandatory: bool,
     ) -> Result<(), PublishError> {
         let channel = self.channel().await?;
         let confirm = channel
@@ -132,7 +173,7 @@ impl Publisher {
                 routing_key.into(),
                 // mandatory: an unroutable message is returned instead of dropped.
                 BasicPublishOptions {
-                    mandatory: true,
+                    mandatory,
                     ..Default::default()
                 },
                 payload,

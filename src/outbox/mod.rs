@@ -109,14 +109,14 @@ impl OutboxRelay {
                 .with_message_id(row.event_id.to_string().into())
                 .with_type(row.routing_key.clone().into())
                 .with_content_type("application/json".into());
-            // Events are published `mandatory`; plaid.events may have no subscriber bound yet,
-            // and an event nobody is bound to receive is not an error of ours.
+            // plaid.events may have no subscriber bound yet, and an event nobody is bound to
+            // receive is not an error of ours: events are not `mandatory`, so never returned.
             match self
                 .publisher
-                .publish(&exchange, &row.routing_key, &body, properties)
+                .publish_event(&exchange, &row.routing_key, &body, properties)
                 .await
             {
-                Ok(()) | Err(crate::broker::PublishError::Unroutable) => published.push(row.id),
+                Ok(()) => published.push(row.id),
                 Err(error) => {
                     sqlx::query!(
                         "update outbox set attempts = attempts + 1, last_error = $2 where id = $1",
