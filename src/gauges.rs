@@ -68,6 +68,8 @@ async fn sample(state: &GaugeSampler) -> anyhow::Result<()> {
     metrics::gauge!(names::ALERTS_OPEN).set(open_alerts as f64);
     let spooled = crate::webhook::spool::depth(&state.db).await?;
     metrics::gauge!(names::WEBHOOK_SPOOL_DEPTH).set(spooled as f64);
+    let parked = crate::webhook::spool::parked_depth(&state.db).await?;
+    metrics::gauge!(names::WEBHOOK_SPOOL_PARKED).set(parked as f64);
 
     // Queues exist once the topology is declared; a passive declare of a missing queue would
     // close the channel with an error.
@@ -85,6 +87,8 @@ async fn sample(state: &GaugeSampler) -> anyhow::Result<()> {
             (topology.dead_queue(), "dead"),
             (topology.sync_queue(), "sync"),
             (topology.items_queue(), "items"),
+            (topology.link_queue(), "link"),
+            (topology.unrouted_queue(), "unrouted"),
         ] {
             if let Ok(declared) = channel
                 .queue_declare(queue.into(), passive, FieldTable::default())

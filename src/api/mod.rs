@@ -10,6 +10,7 @@
 //! - `items`: listing, reading and removing Items.
 //! - `actions`: balances on demand and manual sync.
 //! - `deadletters`: listing and replaying what parked in `plaidhook.dead`.
+//! - `spool`: listing and replaying webhooks the spool parked (the broker kept refusing them).
 //! - `openapi`: the OpenAPI document at `/api/openapi.json`.
 
 pub mod actions;
@@ -18,6 +19,7 @@ pub mod deadletters;
 pub mod items;
 pub mod link;
 pub mod openapi;
+pub mod spool;
 
 use std::sync::Arc;
 
@@ -109,6 +111,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/items/{item_id}/sync", post(actions::manual_sync))
         .route("/api/v1/dead-letters", get(deadletters::list))
         .route("/api/v1/dead-letters/replay", post(deadletters::replay))
+        .route("/api/v1/spool/parked", get(spool::list))
+        .route("/api/v1/spool/parked/replay", post(spool::replay))
         .route_layer(axum::middleware::from_fn_with_state(
             auth,
             auth::require_bearer,

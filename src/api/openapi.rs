@@ -129,6 +129,25 @@ pub fn spec() -> Value {
                     "401": error_response("Missing or wrong bearer token (`unauthorized`)"),
                     "503": error_response("RabbitMQ unavailable (`unavailable`)"),
                 } } },
+            "/api/v1/spool/parked": { "get": {
+                "summary": "Spooled webhooks the broker kept refusing, parked with their reason (bodies stay in the database)",
+                "parameters": [{ "name": "limit", "in": "query", "required": false,
+                                 "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 } }],
+                "responses": {
+                    "200": ok("How many are parked, and the oldest of them", "ParkedSpool"),
+                    "400": error_response("Malformed query (`bad_request`)"),
+                    "401": error_response("Missing or wrong bearer token (`unauthorized`)"),
+                    "503": error_response("Database unavailable (`unavailable`)"),
+                } } },
+            "/api/v1/spool/parked/replay": { "post": {
+                "summary": "Put parked webhooks back in line for the spool relay, oldest first",
+                "requestBody": body("ReplayRequest", false),
+                "responses": {
+                    "200": ok("How many were put back, and how many stay parked", "SpoolReplayed"),
+                    "400": error_response("Malformed request (`bad_request`); nothing was changed"),
+                    "401": error_response("Missing or wrong bearer token (`unauthorized`)"),
+                    "503": error_response("Database unavailable (`unavailable`)"),
+                } } },
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
@@ -234,6 +253,16 @@ fn dead_letter_schemas() -> serde_json::Map<String, Value> {
         "ReplayRequest": { "type": "object", "additionalProperties": false,
             "properties": { "limit": { "type": "integer", "minimum": 1, "maximum": 1000 } } },
         "Replayed": { "type": "object", "properties": {
+            "replayed": { "type": "integer" }, "depth": { "type": "integer" } } },
+        "ParkedSpool": { "type": "object", "properties": {
+            "depth": { "type": "integer" },
+            "webhooks": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": "integer" }, "webhook_id": { "type": "string", "format": "uuid" },
+                "routing_key": { "type": "string" },
+                "received_at": { "type": "string", "format": "date-time" },
+                "attempts": { "type": "integer" }, "last_error": { "type": ["string", "null"] },
+                "parked_at": { "type": ["string", "null"], "format": "date-time" } } } } } },
+        "SpoolReplayed": { "type": "object", "properties": {
             "replayed": { "type": "integer" }, "depth": { "type": "integer" } } }
     });
     match schemas {

@@ -2,11 +2,22 @@
 //!
 //! ```text
 //! plaid.webhooks (topic) ── TRANSACTIONS.# ──▶ plaidhook.sync   (quorum)
-//!                        └─ ITEM.#         ──▶ plaidhook.items  (quorum)
+//!      │                 ├─ ITEM.#         ──▶ plaidhook.items  (quorum)
+//!      │                 ├─ LINK.#         ──▶ plaidhook.link   (quorum, kept 7 days)
+//!      │                 └─ subscribers' own bindings (AUTH.#, HOLDINGS.#, …)
+//!      └─ alternate exchange: whatever no binding routes
+//!         plaid.webhooks.unrouted (fanout) ──▶ plaidhook.unrouted (quorum, kept 7 days)
 //! plaid.events   (topic) ──▶ downstream subscribers bind their own queues
 //! plaidhook.dead-letter (fanout) ──▶ plaidhook.dead (quorum, parking)
 //! <queue>.retry.<delay> (quorum, TTL) ──expires──▶ default exchange ──▶ <queue>
 //! ```
+//!
+//! Every webhook is routable by construction: a type no queue is bound for (a product plaidhook
+//! does not handle, a type Plaid adds next year) goes through the alternate exchange to
+//! `plaidhook.unrouted` instead of coming back as unroutable, so a `mandatory` publish of any
+//! verified webhook is confirmed. Operators inspect and drain that queue; it keeps a message
+//! 7 days (`x-message-ttl`) and refuses publishes past a million (`reject-publish`), which the
+//! ingress answers by spooling, so nothing accepted is dropped silently.
 //!
 //! The retry queues are the backoff path: a consumer republishes a message that failed
 //! transiently to the delay queue of its attempt; when its TTL runs out it is dead-lettered
@@ -42,10 +53,16 @@ pub struct Topology {
     delivery_limit: u32,
 }
 
-/// An exchange: name and kind (`topic`, `fanout`).
+/// How long `plaidhook.unrouted` and `plaidhook.link` keep a message nobody consumed.
+pub const PARKED_WEBHOOK_TTL_MS: u32 = 7 * 24 * 60 * 60 * 1000;
+/// Most messages `plaidhook.unrouted` holds; past it publishes are refused (and spooled).
+pub const UNROUTED_MAX_LENGTH: u32 = 1_000_000;
+
+/// An exchange: name, kind (`topic`, `fanout`) and arguments.
 pub struct ExchangeSpec {
     pub name: String,
     pub kind: &'static str,
+    pub arguments: Vec<(&'static str, QueueArgument)>,
 }
 
 /// A quorum queue and its arguments.
@@ -88,6 +105,21 @@ impl Topology {
         self.name("plaid.webhooks")
     }
 
+    /// Where `plaid.webhooks` sends what no binding routes (its alternate exchange).
+    pub fn unrouted_exchange(&self) -> String {
+        self.name("plaid.webhooks.unrouted")
+    }
+
+    /// Verified webhooks of types no queue is bound for, kept for operators.
+    pub fn unrouted_queue(&self) -> String {
+        self.name("plaidhook.unrouted")
+    }
+
+    /// LINK webhooks (`SESSION_FINISHED`, `ITEM_ADD_RESULT`, `EVENTS`): Hosted Link sessions.
+    pub fn link_queue(&self) -> String {
+        self.name("plaidhook.link")
+    }
+
     /// Events for downstream subscribers (`transactions.synced`, `alert.raised`, …).
     pub fn events_exchange(&self) -> String {
         self.name("plaid.events")
@@ -123,14 +155,26 @@ impl Topology {
             ExchangeSpec {
                 name: self.webhooks_exchange(),
                 kind: "topic",
+                // Whatever no binding routes goes on to plaidhook.unrouted instead of back.
+                arguments: vec![(
+                    "alternate-exchange",
+                    QueueArgument::Text(self.unrouted_exchange()),
+                )],
+            },
+            ExchangeSpec {
+                name: self.unrouted_exchange(),
+                kind: "fanout",
+                arguments: Vec::new(),
             },
             ExchangeSpec {
                 name: self.events_exchange(),
                 kind: "topic",
+                arguments: Vec::new(),
             },
             ExchangeSpec {
                 name: self.dead_letter_exchange(),
                 kind: "fanout",
+                arguments: Vec::new(),
             },
         ]
     }
@@ -179,9 +223,27 @@ impl Topology {
                 ("x-overflow", QueueArgument::Text("reject-publish".into())),
             ],
         };
+        // Webhooks no plaidhook consumer takes yet: kept a week for operators and subscribers.
+        let kept = |name: String, max_length: Option<u32>| {
+            let mut arguments = vec![
+                ("x-queue-type", QueueArgument::Text("quorum".into())),
+                (
+                    "x-message-ttl",
+                    QueueArgument::Number(PARKED_WEBHOOK_TTL_MS),
+                ),
+            ];
+            if let Some(max_length) = max_length {
+                arguments.push(("x-max-length", QueueArgument::Number(max_length)));
+                // Refuse rather than drop the oldest: a refused publish is spooled, not lost.
+                arguments.push(("x-overflow", QueueArgument::Text("reject-publish".into())));
+            }
+            QueueSpec { name, arguments }
+        };
         let mut queues = vec![
             consumer(self.sync_queue()),
             consumer(self.items_queue()),
+            kept(self.link_queue(), None),
+            kept(self.unrouted_queue(), Some(UNROUTED_MAX_LENGTH)),
             QueueSpec {
                 name: self.dead_queue(),
                 arguments: vec![quorum],
@@ -208,6 +270,16 @@ impl Topology {
                 routing_key: "ITEM.#",
             },
             BindingSpec {
+                exchange: self.webhooks_exchange(),
+                queue: self.link_queue(),
+                routing_key: "LINK.#",
+            },
+            BindingSpec {
+                exchange: self.unrouted_exchange(),
+                queue: self.unrouted_queue(),
+                routing_key: "",
+            },
+            BindingSpec {
                 exchange: self.dead_letter_exchange(),
                 queue: self.dead_queue(),
                 routing_key: "",
@@ -229,18 +301,16 @@ impl Topology {
                 ..Default::default()
             };
             channel
-                .exchange_declare(exchange.name.into(), kind, options, FieldTable::default())
+                .exchange_declare(
+                    exchange.name.into(),
+                    kind,
+                    options,
+                    field_table(exchange.arguments),
+                )
                 .await?;
         }
         for queue in self.queues() {
-            let mut arguments = FieldTable::default();
-            for (key, value) in queue.arguments {
-                let value = match value {
-                    QueueArgument::Text(text) => AMQPValue::LongString(text.into()),
-                    QueueArgument::Number(number) => AMQPValue::LongUInt(number),
-                };
-                arguments.insert(key.into(), value);
-            }
+            let arguments = field_table(queue.arguments);
             // Quorum queues must be durable, and neither exclusive nor auto-delete.
             let options = QueueDeclareOptions {
                 durable: true,
@@ -284,24 +354,13 @@ impl Topology {
         let exchanges: Vec<Value> = self
             .exchanges()
             .into_iter()
-            .map(|e| json!({ "name": e.name, "vhost": vhost, "type": e.kind, "durable": true, "auto_delete": false, "internal": false, "arguments": {} }))
+            .map(|e| json!({ "name": e.name, "vhost": vhost, "type": e.kind, "durable": true, "auto_delete": false, "internal": false, "arguments": json_arguments(e.arguments) }))
             .collect();
         let queues: Vec<Value> = self
             .queues()
             .into_iter()
             .map(|q| {
-                let arguments: serde_json::Map<String, Value> = q
-                    .arguments
-                    .into_iter()
-                    .map(|(key, value)| {
-                        let value = match value {
-                            QueueArgument::Text(text) => Value::from(text),
-                            QueueArgument::Number(number) => Value::from(number),
-                        };
-                        (key.to_owned(), value)
-                    })
-                    .collect();
-                json!({ "name": q.name, "vhost": vhost, "durable": true, "auto_delete": false, "arguments": arguments })
+                json!({ "name": q.name, "vhost": vhost, "durable": true, "auto_delete": false, "arguments": json_arguments(q.arguments) })
             })
             .collect();
         let bindings: Vec<Value> = self
@@ -311,4 +370,30 @@ impl Topology {
             .collect();
         json!({ "vhosts": [{ "name": vhost }], "exchanges": exchanges, "queues": queues, "bindings": bindings })
     }
+}
+
+fn field_table(arguments: Vec<(&'static str, QueueArgument)>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in arguments {
+        let value = match value {
+            QueueArgument::Text(text) => AMQPValue::LongString(text.into()),
+            QueueArgument::Number(number) => AMQPValue::LongUInt(number),
+        };
+        table.insert(key.into(), value);
+    }
+    table
+}
+
+fn json_arguments(arguments: Vec<(&'static str, QueueArgument)>) -> Value {
+    let map: serde_json::Map<String, Value> = arguments
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                QueueArgument::Text(text) => Value::from(text),
+                QueueArgument::Number(number) => Value::from(number),
+            };
+            (key.to_owned(), value)
+        })
+        .collect();
+    Value::Object(map)
 }

@@ -69,6 +69,11 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Inspect or replay webhooks the spool parked because the broker kept refusing them.
+    Spool {
+        #[command(subcommand)]
+        action: SpoolAction,
+    },
     /// Re-seal every stored access token under `tokens.active_key_id` (after a key rotation).
     ResealTokens,
     /// Print the RabbitMQ topology as a definitions file (for `load_definitions`).
@@ -76,6 +81,25 @@ pub enum Command {
         /// Virtual host the definitions are for.
         #[arg(long, default_value = "/")]
         vhost: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpoolAction {
+    /// Show parked webhooks (they stay parked).
+    List {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put parked webhooks back in line for the spool relay, oldest first.
+    Replay {
+        /// Replay at most this many (default: all).
+        #[arg(long)]
+        limit: Option<i64>,
     },
 }
 
@@ -116,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::DeadLetters { action } => return dead_letters(&settings, action).await,
+        Command::Spool { action } => return spool(&settings, action).await,
         Command::Demo { items } => return demo::run(settings, items).await,
         Command::ResealTokens => {
             let tokens = crate::crypto::TokenCipher::new(
@@ -189,4 +214,37 @@ async fn dead_letters(settings: &Settings, action: DeadLetterAction) -> anyhow::
     };
     shutdown.cancel();
     result
+}
+
+async fn spool(settings: &Settings, action: SpoolAction) -> anyhow::Result<()> {
+    use crate::webhook::spool;
+    let db = crate::store::lazy_pool(&settings.database)?;
+    match action {
+        SpoolAction::List { limit, json } => {
+            let depth = spool::parked_depth(&db).await?;
+            let parked = spool::parked(&db, limit).await?;
+            if json {
+                for row in &parked {
+                    println!("{}", serde_json::to_string(row)?);
+                }
+            } else {
+                println!("{depth} parked in the webhook spool");
+                for row in &parked {
+                    println!(
+                        "{:<8} {:<38} {:<44} attempts {:<3} {}",
+                        row.id,
+                        row.webhook_id,
+                        row.routing_key,
+                        row.attempts,
+                        row.last_error.as_deref().unwrap_or("-"),
+                    );
+                }
+            }
+        }
+        SpoolAction::Replay { limit } => {
+            let replayed = spool::replay_parked(&db, limit.unwrap_or(i64::MAX)).await?;
+            println!("put {replayed} parked webhook(s) back in line for the relay");
+        }
+    }
+    Ok(())
 }

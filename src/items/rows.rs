@@ -124,18 +124,32 @@ pub async fn credentials(
     })
 }
 
-/// Our id and status of the Item Plaid calls `plaid_item_id`.
+/// An Item as a queue message finds it.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemRef {
+    pub id: Uuid,
+    pub status: ItemStatus,
+    /// It has synced with Plaid at least once: it has a stored `/transactions/sync` cursor.
+    pub has_cursor: bool,
+}
+
+/// The Item Plaid calls `plaid_item_id`.
 pub async fn find_by_plaid_id(
     db: &PgPool,
     plaid_item_id: &str,
-) -> Result<Option<(Uuid, ItemStatus)>, sqlx::Error> {
+) -> Result<Option<ItemRef>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"select id, status as "status: ItemStatus" from items where plaid_item_id = $1"#,
+        r#"select id, status as "status: ItemStatus", sync_cursor is not null as "has_cursor!"
+           from items where plaid_item_id = $1"#,
         plaid_item_id
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|row| (row.id, row.status)))
+    Ok(row.map(|row| ItemRef {
+        id: row.id,
+        status: row.status,
+        has_cursor: row.has_cursor,
+    }))
 }
 
 /// The Item's status, or `None` when there is no such Item.

@@ -95,23 +95,35 @@ enum RunEnd {
     Stop(Outcome),
 }
 
-/// The sync a message asks for, if it asks for one, and the Item's Plaid id.
-fn sync_asked(message: &SyncQueueMessage) -> Option<(SyncTrigger, Option<&str>)> {
+/// What a message of the sync queue asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hint {
+    /// Sync, for this reason.
+    Sync(SyncTrigger),
+    /// A legacy transactions webhook (DEFAULT_UPDATE, INITIAL_UPDATE, HISTORICAL_UPDATE,
+    /// TRANSACTIONS_REMOVED). Plaid sends SYNC_UPDATES_AVAILABLE beside it to an Item that
+    /// syncs with a cursor, so it only matters to an Item that never synced.
+    Legacy,
+}
+
+/// The hint a message carries, if any, and the Item's Plaid id.
+fn hint_of(message: &SyncQueueMessage) -> Option<(Hint, Option<&str>)> {
     match message {
-        SyncQueueMessage::Request(request) => {
-            Some((request.trigger, Some(request.plaid_item_id.as_str())))
+        SyncQueueMessage::Request(request) => Some((
+            Hint::Sync(request.trigger),
+            Some(request.plaid_item_id.as_str()),
+        )),
+        SyncQueueMessage::Webhook(envelope) => {
+            let hint = match envelope.webhook_code {
+                WebhookCode::SyncUpdatesAvailable => Hint::Sync(SyncTrigger::Webhook),
+                WebhookCode::DefaultUpdate
+                | WebhookCode::InitialUpdate
+                | WebhookCode::HistoricalUpdate
+                | WebhookCode::TransactionsRemoved => Hint::Legacy,
+                _ => return None,
+            };
+            Some((hint, envelope.item_id.as_deref()))
         }
-        SyncQueueMessage::Webhook(envelope) => match envelope.webhook_code {
-            // The legacy transactions webhooks mean the same for an Item on /transactions/sync.
-            WebhookCode::SyncUpdatesAvailable
-            | WebhookCode::DefaultUpdate
-            | WebhookCode::InitialUpdate
-            | WebhookCode::HistoricalUpdate
-            | WebhookCode::TransactionsRemoved => {
-                Some((SyncTrigger::Webhook, envelope.item_id.as_deref()))
-            }
-            _ => None,
-        },
     }
 }
 
@@ -147,7 +159,7 @@ impl SyncWorker {
                 }
             }
         };
-        let Some((trigger, plaid_item_id)) = sync_asked(&decoded) else {
+        let Some((hint, plaid_item_id)) = hint_of(&decoded) else {
             tracing::debug!("not a sync hint; ignored");
             return Outcome::Ack;
         };
@@ -156,7 +168,7 @@ impl SyncWorker {
                 reason: "a sync hint without an item_id".into(),
             };
         };
-        let (item_id, status) = match rows::find_by_plaid_id(&self.db, plaid_item_id).await {
+        let item = match rows::find_by_plaid_id(&self.db, plaid_item_id).await {
             Ok(Some(item)) => item,
             Ok(None) => {
                 // Plaid may notify about an Item before the exchange committed, or after it
@@ -166,9 +178,22 @@ impl SyncWorker {
             }
             Err(error) => return Outcome::retry(SyncRetry::Lookup(error)),
         };
-        if status == ItemStatus::Removed {
+        if item.status == ItemStatus::Removed {
             return Outcome::Ack;
         }
+        let trigger = match hint {
+            Hint::Sync(trigger) => trigger,
+            // Its SYNC_UPDATES_AVAILABLE twin asks for the same sync: one Plaid call, not two.
+            Hint::Legacy if item.has_cursor => {
+                if let SyncQueueMessage::Webhook(envelope) = &decoded {
+                    metrics::counter!(names::SYNC_LEGACY_WEBHOOKS_IGNORED, "webhook_code" => envelope.webhook_code.as_str().to_owned())
+                        .increment(1);
+                }
+                return Outcome::Ack;
+            }
+            Hint::Legacy => SyncTrigger::Webhook,
+        };
+        let item_id = item.id;
         match self.sync_item(item_id, trigger.as_str()).await {
             Ok(outcome) => outcome,
             Err(error) => {

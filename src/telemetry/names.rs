@@ -35,6 +35,12 @@ metric_names! {
         "Spooled webhooks published to the broker by the relay";
     Gauge WEBHOOK_SPOOL_DEPTH = "plaidhook_webhook_spool_depth",
         "Webhooks waiting in the spool for the broker";
+    Gauge WEBHOOK_SPOOL_PARKED = "plaidhook_webhook_spool_parked",
+        "Spooled webhooks the broker kept refusing, parked for an operator";
+    Counter WEBHOOK_SPOOL_PARKED_TOTAL = "plaidhook_webhook_spool_parked_total",
+        "Spooled webhooks parked after the broker refused them repeatedly";
+    Counter SYNC_LEGACY_WEBHOOKS_IGNORED = "plaidhook_sync_legacy_webhooks_ignored_total",
+        "Legacy transactions webhooks (DEFAULT_UPDATE, …) not acted on: the Item syncs with a cursor and SYNC_UPDATES_AVAILABLE covers them";
     Histogram BROKER_PUBLISH_DURATION = "plaidhook_broker_publish_duration_seconds",
         "Time from publish to the broker's confirm";
     Counter CONSUMER_MESSAGES = "plaidhook_consumer_messages_total",

@@ -8,6 +8,12 @@
 //! two paths under a shared guard, and the relay ends the backlog only under the exclusive
 //! guard, after seeing the spool empty, so no row written in between is overtaken. A replica
 //! learns of rows another replica spooled at its relay's next round (within a second).
+//!
+//! No row can hold back the others for long: a row the broker keeps *refusing* (a nack, a
+//! return: the message reached the broker and will not be taken) is parked with its reason
+//! after [`MAX_REFUSALS`] attempts, and the relay goes on with the rows behind it. Parked rows
+//! are listed and replayed by an operator (API, `plaidhook spool`). A broker that is down or
+//! slow refuses nothing: those failures keep the strict order, however long they last.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +33,20 @@ const RELAY_LOCK_KEY: i64 = 0x706c_6169_6473_706f;
 const RELAY_BATCH: i64 = 100;
 /// How often the relay looks even when nothing woke it (other replicas' rows, missed wakes).
 const RELAY_POLL: Duration = Duration::from_secs(1);
+/// Refusals of one row (nack, return) before it is parked.
+pub const MAX_REFUSALS: i32 = 3;
+
+/// A spooled webhook the broker kept refusing, as operators see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ParkedWebhook {
+    pub id: i64,
+    pub webhook_id: uuid::Uuid,
+    pub routing_key: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub parked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 pub struct Spool {
     db: PgPool,
@@ -123,7 +143,7 @@ impl Spool {
         }
         let rows = sqlx::query!(
             "select id, webhook_id, routing_key, envelope, received_at from webhook_spool
-             order by id limit $1",
+             where parked_at is null order by id limit $1",
             RELAY_BATCH
         )
         .fetch_all(&mut *tx)
@@ -146,6 +166,28 @@ impl Spool {
                 .await
             {
                 Ok(()) => relayed.push(row.id),
+                Err(error) if error.is_refusal() => {
+                    // The broker has the message and will not take it. Kept in order for a few
+                    // attempts (a full queue drains), then parked so it holds nothing back.
+                    let parked = sqlx::query_scalar!(
+                        r#"update webhook_spool set attempts = attempts + 1, last_error = $2,
+                               parked_at = case when attempts + 1 >= $3 then now() end
+                           where id = $1 returning parked_at is not null as "parked!""#,
+                        row.id,
+                        error.to_string(),
+                        MAX_REFUSALS,
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if parked {
+                        metrics::counter!(names::WEBHOOK_SPOOL_PARKED_TOTAL).increment(1);
+                        tracing::error!(spool.id = row.id, webhook.id = %row.webhook_id, error = %error, "the broker keeps refusing a spooled webhook; parked for an operator");
+                        continue;
+                    }
+                    tracing::warn!(spool.id = row.id, error = %error, "the broker refused a spooled webhook; trying again");
+                    stuck = true;
+                    break;
+                }
                 Err(error) => {
                     tracing::warn!(spool.id = row.id, error = %error, "spooled webhook not relayed yet");
                     sqlx::query!(
@@ -178,11 +220,46 @@ impl Spool {
     }
 }
 
-/// Webhooks waiting in the spool (any process's).
+/// Webhooks waiting in the spool to be relayed (any process's); parked rows are not waiting.
 pub async fn depth(db: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(r#"select count(*) as "count!" from webhook_spool"#)
+    sqlx::query_scalar!(r#"select count(*) as "count!" from webhook_spool where parked_at is null"#)
         .fetch_one(db)
         .await
+}
+
+/// Parked webhooks.
+pub async fn parked_depth(db: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select count(*) as "count!" from webhook_spool where parked_at is not null"#
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Up to `limit` parked webhooks, oldest first (their bodies stay in the database).
+pub async fn parked(db: &PgPool, limit: i64) -> Result<Vec<ParkedWebhook>, sqlx::Error> {
+    sqlx::query_as!(
+        ParkedWebhook,
+        "select id, webhook_id, routing_key, received_at, attempts, last_error, parked_at
+         from webhook_spool where parked_at is not null order by id limit $1",
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Puts up to `limit` parked webhooks, oldest first, back in line for the relay with a fresh
+/// attempt count; returns how many. The relay takes them at its next round.
+pub async fn replay_parked(db: &PgPool, limit: i64) -> Result<u64, sqlx::Error> {
+    let replayed = sqlx::query!(
+        "update webhook_spool set parked_at = null, attempts = 0
+         where id in (select id from webhook_spool where parked_at is not null
+                      order by id limit $1)",
+        limit
+    )
+    .execute(db)
+    .await?;
+    Ok(replayed.rows_affected())
 }
 
 enum RelayRound {

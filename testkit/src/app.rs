@@ -285,7 +285,14 @@ impl TestApp {
         bodies
     }
 
-    /// Rows in the webhook spool.
+    /// Rows in the webhook spool waiting for the relay (parked rows are not waiting).
+    pub async fn spool_depth_pending(&self) -> i64 {
+        plaidhook::webhook::spool::depth(&self.db)
+            .await
+            .expect("spool depth")
+    }
+
+    /// Rows in the webhook spool, parked ones included.
     pub async fn spool_depth(&self) -> i64 {
         sqlx::query_scalar("select count(*) from webhook_spool")
             .fetch_one(&self.db)

@@ -26,18 +26,15 @@ impl Write for BufferWriter {
     }
 }
 
-/// Installs the capturing subscriber (everything at debug, plaidhook at trace), so that the
-/// app's own `init_logging` finds one installed and leaves it.
+/// Installs plaidhook's own subscriber (the same body guard as production) at `trace` for
+/// everything, writing into the capture, so the app's `init_logging` finds one installed and
+/// leaves it.
 pub fn capture() {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
     let buffer = log_buffer().clone();
-    let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("debug,plaidhook=trace"))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || BufferWriter(buffer.clone())),
-        )
-        .try_init();
+    let _ = plaidhook::telemetry::install(
+        tracing_subscriber::EnvFilter::new("trace"),
+        plaidhook::telemetry::LogFormat::Pretty,
+        false,
+        move || BufferWriter(buffer.clone()),
+    );
 }

@@ -236,6 +236,8 @@ async fn the_access_token_is_never_stored_in_plaintext_nor_returned_nor_logged()
     assert!(access_token.starts_with("access-"));
     h.item_until(item_id, WITHIN, |i| !i["last_synced_at"].is_null())
         .await;
+    let transactions = h.app.sim().ground_truth(&plaid_item_id).unwrap();
+    assert!(!transactions.is_empty());
     // Every endpoint that uses the token, and what they return.
     let mut answers = Vec::new();
     for (method, path) in [
@@ -281,9 +283,46 @@ async fn the_access_token_is_never_stored_in_plaintext_nor_returned_nor_logged()
         "token bytes in the database"
     );
 
+    // A message the broker returns: lapin would log it whole, body included.
+    let returned = h
+        .app
+        .publisher
+        .publish(
+            "",
+            &format!("no-such-queue-{item_id}"),
+            br#"{"secret":"a body nobody may log"}"#,
+            Default::default(),
+        )
+        .await;
+    assert!(returned.is_err(), "{returned:?}");
+
+    // Everything above ran with every target at `trace`.
     let logs = captured_logs();
     assert!(logs.contains("Item linked"), "the capture works");
+    assert!(logs.contains("TRACE"), "the capture is at trace");
     assert!(!logs.contains(&access_token), "the access token was logged");
+    assert!(
+        !logs.contains("user-secret"),
+        "the client_user_id was logged"
+    );
+    assert!(
+        !logs.contains("Server returned us a message"),
+        "a returned message was logged"
+    );
+    for transaction in transactions.iter().take(20) {
+        assert!(
+            !logs.contains(transaction.transaction_id.as_str()),
+            "a transaction id was logged"
+        );
+        assert!(
+            !logs.contains(&transaction.name),
+            "a transaction was logged"
+        );
+    }
+    assert!(
+        !logs.contains("\"webhook_code\""),
+        "a webhook body was logged"
+    );
     assert!(
         !logs.contains(testkit::api::TOKEN),
         "the API token was logged"

@@ -18,31 +18,62 @@ fn the_definitions_file_in_deploy_is_the_topology_the_service_declares() {
 }
 
 #[tokio::test]
-async fn a_publish_nobody_can_route_is_a_failure_not_a_silent_drop() {
+async fn a_webhook_of_any_type_is_routable_and_a_publish_nobody_can_route_is_a_failure() {
     let topology = testkit::test_topology(5);
     let (publisher, shutdown) = testkit::publisher_for(&topology).await;
+    let channel = testkit::amqp_channel().await.unwrap();
     let exchange = topology.webhooks_exchange();
-    let routed = publisher
-        .publish(
-            &exchange,
-            "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
-            b"{}",
-            Default::default(),
-        )
-        .await;
-    assert!(routed.is_ok(), "{routed:?}");
+    let depth = |queue: String| {
+        let channel = channel.clone();
+        async move {
+            let passive = lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            channel
+                .queue_declare(queue.into(), passive, Default::default())
+                .await
+                .unwrap()
+                .message_count()
+        }
+    };
+    for routing_key in [
+        "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+        "ITEM.ERROR",
+        "LINK.SESSION_FINISHED",
+        // Products plaidhook does not handle, and a type Plaid has not invented yet.
+        "AUTH.DEFAULT_UPDATE",
+        "HOLDINGS.DEFAULT_UPDATE",
+        "NEXT_YEARS_PRODUCT.SOMETHING",
+    ] {
+        let published = publisher
+            .publish(&exchange, routing_key, b"{}", Default::default())
+            .await;
+        assert!(published.is_ok(), "{routing_key}: {published:?}");
+    }
+    let arrived = testkit::eventually(Duration::from_secs(10), || async {
+        depth(topology.sync_queue()).await == 1
+            && depth(topology.items_queue()).await == 1
+            && depth(topology.link_queue()).await == 1
+            && depth(topology.unrouted_queue()).await == 3
+    })
+    .await;
+    assert!(
+        arrived,
+        "each webhook is in its queue, the unbound types in plaidhook.unrouted"
+    );
+
+    // A mandatory publish no queue takes (here: to a queue that does not exist) fails loudly.
+    let missing = format!("no-such-queue-{}", uuid::Uuid::new_v4().simple());
     let unroutable = publisher
-        .publish(&exchange, "NOBODY.LISTENS", b"{}", Default::default())
+        .publish("", &missing, b"{}", Default::default())
         .await;
     assert!(
         matches!(unroutable, Err(PublishError::Unroutable)),
         "{unroutable:?}"
     );
 
-    topology
-        .delete(&testkit::amqp_channel().await.unwrap())
-        .await
-        .unwrap();
+    topology.delete(&channel).await.unwrap();
     shutdown.cancel();
 }
 

@@ -15,6 +15,7 @@ mod items_health;
 mod items_scheduler;
 mod metrics;
 mod outages;
+mod routing;
 mod sim_api;
 mod sim_plaid_python;
 mod sim_schemas;
