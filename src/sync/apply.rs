@@ -22,7 +22,7 @@ use super::runs::{self, RunOutcome, RunRecord};
 use crate::config::SyncSettings;
 use crate::items::accounts::{self, BalancesAt};
 use crate::messages::ItemStatus;
-use crate::plaid::Transaction;
+use crate::plaid::{RemovedTransaction, Transaction};
 use crate::telemetry::names;
 
 /// Who and what a commit is for.
@@ -91,18 +91,28 @@ pub async fn commit(
         .execute(&mut *tx)
         .await?;
     }
+    let mut fetched = fetched;
     if commit.progress.cursor_reset {
         // A full re-sync lists everything the Item has; whatever else we hold was removed
-        // while our cursor was not accepted.
+        // while our cursor was not accepted. Subscribers hear of each such removal in the
+        // event, like any other, so the event stream stays equal to the database.
         let kept: Vec<String> = fetched.changes.upserts.keys().cloned().collect();
         let pruned = sqlx::query!(
-            "delete from transactions where item_id = $1 and transaction_id <> all($2)",
+            "delete from transactions where item_id = $1 and transaction_id <> all($2)
+             returning transaction_id, account_id",
             item_id,
             &kept
         )
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        tracing::info!(item.id = %item_id, pruned = pruned.rows_affected(), "cursor reset: full re-sync applied");
+        tracing::info!(item.id = %item_id, pruned = pruned.len(), "cursor reset: full re-sync applied");
+        for row in pruned {
+            let removed = RemovedTransaction {
+                transaction_id: row.transaction_id.as_str().into(),
+                account_id: row.account_id.as_str().into(),
+            };
+            fetched.changes.removed.insert(row.transaction_id, removed);
+        }
     }
     accounts::upsert(&mut tx, item_id, &fetched.accounts, BalancesAt::AsPlaidSays).await?;
 

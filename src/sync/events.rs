@@ -4,7 +4,9 @@
 //! `sync.event_chunk_size` transactions for a large run (an initial sync of 50,000 would be tens
 //! of megabytes in one message). Each event has its own id, assigned when the run commits and
 //! carried as the AMQP `message_id` on every relay attempt, so subscribers de-duplicate on it.
-//! A run that changed nothing writes no event. The schema is documented in the README.
+//! A run that changed nothing writes no event, unless it reset the cursor: then one event says
+//! so, and its `removed` lists what the full re-sync pruned. The schema is documented in the
+//! README.
 
 use sqlx::{Postgres, Transaction as PgTransaction};
 use uuid::Uuid;
@@ -36,7 +38,9 @@ pub async fn enqueue_synced(
     changes: &Changes,
     chunk_size: usize,
 ) -> Result<usize, sqlx::Error> {
-    if changes.is_empty() {
+    // A run that changed nothing says nothing, unless it was a reset: subscribers must learn
+    // that the Item was re-read in full even when it came back the same.
+    if changes.is_empty() && !run.cursor_reset {
         return Ok(0);
     }
     let totals = SyncTotals {
@@ -61,8 +65,12 @@ pub async fn enqueue_synced(
         .chain(changes.removed.values().map(Entry::Removed))
         .collect();
     let chunk_size = chunk_size.max(1);
-    let chunks = entries.len().div_ceil(chunk_size);
-    for (index, chunk) in entries.chunks(chunk_size).enumerate() {
+    let chunks = entries.len().div_ceil(chunk_size).max(1);
+    let mut chunked: Vec<&[Entry<'_>]> = entries.chunks(chunk_size).collect();
+    if chunked.is_empty() {
+        chunked.push(&[]);
+    }
+    for (index, chunk) in chunked.into_iter().enumerate() {
         let mut data = TransactionsSynced {
             plaid_item_id: run.plaid_item_id,
             sync_run_id: run.sync_run_id,

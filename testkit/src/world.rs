@@ -318,6 +318,26 @@ impl World {
         .unwrap()
     }
 
+    /// What a subscriber that applied every `transactions.synced` event of the Item, in order,
+    /// to an empty store would hold.
+    pub async fn replayed_events(&self, item: &Linked) -> BTreeMap<String, Transaction> {
+        let mut store = BTreeMap::new();
+        for event in self.synced_events(item).await {
+            let data = &event["data"];
+            for upsert in ["added", "modified"] {
+                for value in data[upsert].as_array().expect("an array of transactions") {
+                    let transaction: Transaction =
+                        serde_json::from_value(value.clone()).expect("a transaction");
+                    store.insert(transaction.transaction_id.as_str().to_owned(), transaction);
+                }
+            }
+            for removed in data["removed"].as_array().expect("an array of removals") {
+                store.remove(removed["transaction_id"].as_str().expect("an id"));
+            }
+        }
+        store
+    }
+
     /// Messages ready in a queue of this world's namespace (0 if it does not exist).
     pub async fn queue_depth(&self, queue: &str) -> (u32, u32) {
         let channel = amqp_channel().await.expect("RabbitMQ is reachable");

@@ -260,6 +260,50 @@ async fn a_cursor_plaid_rejects_is_reset_and_the_item_resynced_in_full_dropping_
     assert!(last.cursor_reset);
     assert_eq!(last.outcome, "succeeded");
 
+    // Subscribers were told: the reset's event lists what it pruned, and the whole event
+    // stream, applied to an empty store, gives the database.
+    let events = world.synced_events(&item).await;
+    let reset = events
+        .iter()
+        .filter(|e| e["data"]["cursor_reset"] == true)
+        .collect::<Vec<_>>();
+    assert!(!reset.is_empty(), "a reset always emits an event");
+    let pruned = reset.iter().any(|e| {
+        e["data"]["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["transaction_id"] == "stale-1")
+    });
+    assert!(pruned, "the pruned transaction is in the reset's `removed`");
+    assert_eq!(
+        world.replayed_events(&item).await,
+        world.stored(&item).await
+    );
+
+    // A reset that finds the Item unchanged still says so: it re-lists everything.
+    sqlx::query("update items set sync_cursor = 'not-a-cursor-either' where id = $1")
+        .bind(item.id)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    let before = world.synced_events(&item).await.len();
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Manual)
+        .await;
+    world
+        .wait_finished_runs(&item, world.runs(&item).await.len() + 1, WITHIN)
+        .await;
+    world.assert_in_step(&item, WITHIN).await;
+    let after = world.synced_events(&item).await;
+    assert!(after.len() > before, "the unchanged reset was announced");
+    assert!(after[before..]
+        .iter()
+        .all(|e| e["data"]["cursor_reset"] == true));
+    assert_eq!(
+        world.replayed_events(&item).await,
+        world.stored(&item).await
+    );
+
     node.stop().await.unwrap();
     world.finish().await;
 }
