@@ -248,3 +248,95 @@ async fn a_legacy_transactions_webhook_costs_no_plaid_call_once_the_item_syncs_w
     node.stop().await.unwrap();
     world.finish().await;
 }
+
+/// Every webhook example in Plaid's full spec, pretty-printed as Plaid sends them; `None` when
+/// the spec is not where the tests look for it.
+fn spec_webhook_examples() -> Option<Vec<serde_json::Value>> {
+    let path = crate::helpers::schemas::spec_dir().join("2020-09-14.yml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("SKIPPED: Plaid's full spec not found at {}", path.display());
+        return None;
+    };
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("the spec parses");
+    let spec: serde_json::Value = serde_json::to_value(yaml).expect("the spec converts");
+    let mut examples = Vec::new();
+    for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+        if !name.ends_with("Webhook") {
+            continue;
+        }
+        if let Some(found) = schema["x-examples"].as_object() {
+            examples.extend(found.values().filter(|e| e.is_object()).cloned());
+        }
+    }
+    Some(examples)
+}
+
+#[tokio::test]
+async fn every_webhook_example_in_plaids_spec_is_accepted_routed_and_none_holds_back_the_syncs() {
+    let Some(examples) = spec_webhook_examples() else {
+        return;
+    };
+    assert!(examples.len() >= 80, "{} examples", examples.len());
+    let app = spawn_app_with(Role::Serve, &[]).await;
+    assert!(app.wait_broker_connected(WITHIN).await);
+    // A subscriber that takes everything, as a downstream service binding `#` would.
+    let channel = testkit::amqp_channel().await.unwrap();
+    let everything = format!("{}.subscriber-everything", app.settings.rabbitmq.namespace);
+    channel
+        .queue_declare(
+            everything.clone().into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            everything.clone().into(),
+            app.topology.webhooks_exchange().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let mut transactions = 0;
+    for (index, example) in examples.iter().enumerate() {
+        if example["webhook_type"] == "TRANSACTIONS" {
+            transactions += 1;
+        }
+        // Pretty-printed, as Plaid sends them: the signature covers these exact bytes.
+        let body = serde_json::to_vec_pretty(example).unwrap();
+        let status = post_signed(&app, app.sim(), body).await;
+        assert_eq!(status, StatusCode::OK, "example {index}: {example}");
+        let sync = webhook(
+            "TRANSACTIONS",
+            "SYNC_UPDATES_AVAILABLE",
+            &format!("item-{index}"),
+        );
+        assert_eq!(post_signed(&app, app.sim(), sync).await, StatusCode::OK);
+    }
+    let expected_sync = examples.len() + transactions;
+    let sync = app.topology.sync_queue();
+    let delivered = app
+        .eventually(WITHIN, || async {
+            app.spool_depth().await == 0
+                && app.queue_depth(&sync).await as usize == expected_sync
+                && app.queue_depth(&everything).await as usize == 2 * examples.len()
+        })
+        .await;
+    assert!(
+        delivered,
+        "spool {} sync {}/{expected_sync} subscriber {}/{}",
+        app.spool_depth().await,
+        app.queue_depth(&sync).await,
+        app.queue_depth(&everything).await,
+        2 * examples.len()
+    );
+    channel
+        .queue_delete(everything.into(), Default::default())
+        .await
+        .unwrap();
+    app.stop().await.unwrap();
+}

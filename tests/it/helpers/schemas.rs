@@ -13,7 +13,7 @@ pub struct Spec {
     validators: HashMap<String, jsonschema::Validator>,
 }
 
-fn spec_dir() -> PathBuf {
+pub fn spec_dir() -> PathBuf {
     std::env::var_os("PLAID_OPENAPI_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
