@@ -11,7 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::item_status::{ItemStatus, StatusSource};
-use crate::plaid::{RemovedTransaction, Transaction};
+use crate::plaid::{Raw, RemovedTransaction, Transaction};
 
 /// One event, with its payload.
 #[derive(Debug, Serialize)]
@@ -65,8 +65,9 @@ pub struct TransactionsSynced<'a> {
     pub cursor_reset: bool,
     /// The whole run's counts, the same in every chunk.
     pub totals: &'a SyncTotals,
-    pub added: Vec<&'a Transaction>,
-    pub modified: Vec<&'a Transaction>,
+    /// Each exactly as Plaid sent it.
+    pub added: Vec<&'a Raw<Transaction>>,
+    pub modified: Vec<&'a Raw<Transaction>>,
     pub removed: Vec<&'a RemovedTransaction>,
 }
 

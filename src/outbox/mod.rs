@@ -35,20 +35,34 @@ pub async fn enqueue(
     event: &Event<'_>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    // `{"type", "data"}` from the event's serde tag, completed into the event document.
-    let mut payload = serde_json::to_value(event).expect("an event always serialises");
-    payload["id"] = serde_json::json!(id);
-    payload["occurred_at"] = serde_json::json!(Utc::now());
-    payload["item_id"] = serde_json::json!(item_id);
+    let document = EventDocument {
+        id,
+        event,
+        occurred_at: Utc::now(),
+        item_id,
+    };
+    // Encoded straight to JSON text (`Json`), never through `serde_json::Value`: Plaid's
+    // objects inside go in as Plaid sent them (a `Value` would turn 12.30 into the float 12.3).
     sqlx::query!(
         "insert into outbox (event_id, routing_key, payload) values ($1, $2, $3)",
         id,
         event.kind(),
-        payload
+        sqlx::types::Json(&document) as _
     )
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// The event document: `{"id", "type", "occurred_at", "item_id", "data"}`.
+#[derive(serde::Serialize)]
+struct EventDocument<'a> {
+    id: Uuid,
+    /// `type` and `data`, from the event's serde tag.
+    #[serde(flatten)]
+    event: &'a Event<'a>,
+    occurred_at: chrono::DateTime<Utc>,
+    item_id: Option<Uuid>,
 }
 
 /// Relays outbox rows to `plaid.events`.
@@ -95,8 +109,9 @@ impl OutboxRelay {
             return Ok(0);
         }
         let rows = sqlx::query!(
-            "select id, event_id, routing_key, payload from outbox
-             where published_at is null order by id limit $1",
+            // As text: PostgreSQL prints numeric exactly (a `Value` would go through f64).
+            r#"select id, event_id, routing_key, payload::text as "payload!" from outbox
+               where published_at is null order by id limit $1"#,
             RELAY_BATCH
         )
         .fetch_all(&mut *tx)
@@ -104,7 +119,7 @@ impl OutboxRelay {
         let exchange = self.publisher.topology().events_exchange();
         let mut published = Vec::with_capacity(rows.len());
         for row in &rows {
-            let body = serde_json::to_vec(&row.payload)?;
+            let body = row.payload.as_bytes();
             let properties = lapin::BasicProperties::default()
                 .with_message_id(row.event_id.to_string().into())
                 .with_type(row.routing_key.clone().into())
@@ -113,7 +128,7 @@ impl OutboxRelay {
             // receive is not an error of ours: events are not `mandatory`, so never returned.
             match self
                 .publisher
-                .publish_event(&exchange, &row.routing_key, &body, properties)
+                .publish_event(&exchange, &row.routing_key, body, properties)
                 .await
             {
                 Ok(()) => published.push(row.id),

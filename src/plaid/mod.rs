@@ -18,6 +18,7 @@ pub mod ids;
 pub mod item;
 pub mod jwk;
 pub mod money;
+pub mod raw;
 pub mod requests;
 pub mod transactions;
 pub mod webhooks;
@@ -33,9 +34,10 @@ pub use ids::{
 };
 pub use item::{Item, ItemGetResponse, ItemStatus, ItemWithConsentFields};
 pub use jwk::{JwkPublicKey, WebhookVerificationKeyGetResponse};
+pub use raw::Raw;
 pub use requests::*;
 pub use transactions::{
     Location, PaymentMeta, PersonalFinanceCategory, RemovedTransaction, Transaction,
-    TransactionCounterparty, TransactionsSyncResponse,
+    TransactionCounterparty, TransactionsSyncPage, TransactionsSyncResponse,
 };
 pub use webhooks::{Webhook, WebhookHeader};

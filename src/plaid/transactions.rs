@@ -4,6 +4,7 @@
 use super::accounts::AccountBase;
 use super::enums::{PaymentChannel, TransactionsUpdateStatus};
 use super::ids::{AccountId, Cursor, TransactionId};
+use super::raw::Raw;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -145,6 +146,20 @@ pub struct TransactionsSyncResponse {
     pub accounts: Vec<AccountBase>,
     pub added: Vec<Transaction>,
     pub modified: Vec<Transaction>,
+    pub removed: Vec<RemovedTransaction>,
+    pub next_cursor: Cursor,
+    pub has_more: bool,
+    pub request_id: String,
+}
+
+/// `/transactions/sync` as plaidhook reads it: every transaction kept as Plaid sent it
+/// ([`Raw`]), so what is stored and emitted is Plaid's object, unknown fields and all.
+#[derive(Debug, Deserialize)]
+pub struct TransactionsSyncPage {
+    pub transactions_update_status: TransactionsUpdateStatus,
+    pub accounts: Vec<AccountBase>,
+    pub added: Vec<Raw<Transaction>>,
+    pub modified: Vec<Raw<Transaction>>,
     pub removed: Vec<RemovedTransaction>,
     pub next_cursor: Cursor,
     pub has_more: bool,

@@ -48,6 +48,9 @@ pub struct SimConfig {
     pub balance_limit_per_item_per_minute: u32,
     /// `/accounts/balance/get` calls allowed per client per rolling minute (0 = unlimited).
     pub balance_limit_per_client_per_minute: u32,
+    /// Fields added to every transaction in `/transactions/sync` answers, as Plaid adds fields
+    /// to its objects without notice: for proving that clients keep what they do not model.
+    pub transaction_extra_fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for SimConfig {
@@ -71,6 +74,7 @@ impl Default for SimConfig {
             sync_limit_per_client_per_minute: 2_500,
             balance_limit_per_item_per_minute: 5,
             balance_limit_per_client_per_minute: 1_200,
+            transaction_extra_fields: serde_json::Map::new(),
         }
     }
 }

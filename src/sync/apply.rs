@@ -22,7 +22,7 @@ use super::runs::{self, RunOutcome, RunRecord};
 use crate::config::SyncSettings;
 use crate::items::accounts::{self, BalancesAt};
 use crate::messages::ItemStatus;
-use crate::plaid::{RemovedTransaction, Transaction};
+use crate::plaid::{Raw, RemovedTransaction, Transaction};
 use crate::telemetry::names;
 
 /// Who and what a commit is for.
@@ -77,7 +77,8 @@ pub async fn commit(
     };
 
     let write_started = std::time::Instant::now();
-    let upserts: Vec<&Transaction> = fetched.changes.upserts.values().map(|(_, t)| t).collect();
+    let upserts: Vec<&Raw<Transaction>> =
+        fetched.changes.upserts.values().map(|(_, t)| t).collect();
     for batch in upserts.chunks(settings.upsert_batch) {
         upsert_transactions(&mut tx, item_id, batch).await?;
     }
@@ -200,7 +201,8 @@ struct Columns {
 }
 
 impl Columns {
-    fn push(&mut self, t: &Transaction) {
+    fn push(&mut self, sent: &Raw<Transaction>) {
+        let t: &Transaction = sent;
         self.transaction_id
             .push(t.transaction_id.as_str().to_owned());
         self.account_id.push(t.account_id.as_str().to_owned());
@@ -228,16 +230,16 @@ impl Columns {
                 .as_ref()
                 .map(|id| id.as_str().to_owned()),
         );
-        // Serialised to text here and parsed once by PostgreSQL into jsonb.
-        self.raw
-            .push(serde_json::to_string(t).expect("a transaction serialises"));
+        // Plaid's JSON as received (unknown fields, nulls and decimals kept), parsed once by
+        // PostgreSQL into jsonb.
+        self.raw.push(sent.json().get().to_owned());
     }
 }
 
 async fn upsert_transactions(
     tx: &mut PgTransaction<'_, Postgres>,
     item_id: Uuid,
-    batch: &[&Transaction],
+    batch: &[&Raw<Transaction>],
 ) -> Result<(), sqlx::Error> {
     let mut c = Columns::default();
     for t in batch {

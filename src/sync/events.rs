@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::fetch::{ChangeKind, Changes};
 use crate::messages::events::{SyncTotals, TransactionsSynced};
 use crate::messages::Event;
-use crate::plaid::{RemovedTransaction, Transaction};
+use crate::plaid::{Raw, RemovedTransaction, Transaction};
 
 /// The run the events describe.
 pub struct SyncedRun<'a> {
@@ -26,8 +26,8 @@ pub struct SyncedRun<'a> {
 }
 
 enum Entry<'a> {
-    Added(&'a Transaction),
-    Modified(&'a Transaction),
+    Added(&'a Raw<Transaction>),
+    Modified(&'a Raw<Transaction>),
     Removed(&'a RemovedTransaction),
 }
 

@@ -24,8 +24,8 @@ use super::limits::{LimitError, SyncRateLimiter};
 use crate::config::SyncSettings;
 use crate::plaid::client::{PlaidCallError, PlaidClient};
 use crate::plaid::{
-    AccessToken, AccountBase, Cursor, ErrorCode, ErrorType, PlaidError, RemovedTransaction,
-    Transaction, TransactionsSyncRequest, TransactionsSyncResponse,
+    AccessToken, AccountBase, Cursor, ErrorCode, ErrorType, PlaidError, Raw, RemovedTransaction,
+    Transaction, TransactionsSyncPage, TransactionsSyncRequest,
 };
 
 /// Whether a transaction is new to us in this sync or a new version of one we have.
@@ -39,12 +39,13 @@ pub enum ChangeKind {
 /// are deterministic).
 #[derive(Debug, Default)]
 pub struct Changes {
-    pub upserts: BTreeMap<String, (ChangeKind, Transaction)>,
+    /// Each as Plaid sent it.
+    pub upserts: BTreeMap<String, (ChangeKind, Raw<Transaction>)>,
     pub removed: BTreeMap<String, RemovedTransaction>,
 }
 
 impl Changes {
-    fn add_page(&mut self, page: &mut TransactionsSyncResponse) {
+    fn add_page(&mut self, page: &mut TransactionsSyncPage) {
         for txn in page.added.drain(..) {
             let id = txn.transaction_id.as_str().to_owned();
             self.removed.remove(&id);
@@ -231,11 +232,7 @@ impl Fetcher<'_> {
                 };
                 let result = self
                     .plaid
-                    .call::<_, TransactionsSyncResponse>(
-                        "/transactions/sync",
-                        Some(item_id),
-                        &request,
-                    )
+                    .call::<_, TransactionsSyncPage>("/transactions/sync", Some(item_id), &request)
                     .await;
                 let mut page = match result {
                     Ok(page) => page,
@@ -345,14 +342,15 @@ mod tests {
         added: Vec<Transaction>,
         modified: Vec<Transaction>,
         removed: &[&str],
-    ) -> TransactionsSyncResponse {
-        serde_json::from_value(serde_json::json!({
+    ) -> TransactionsSyncPage {
+        // From text, as the client reads it: raw values need the JSON text.
+        let json = serde_json::json!({
             "transactions_update_status": "HISTORICAL_UPDATE_COMPLETE",
             "accounts": [], "added": added, "modified": modified,
             "removed": removed.iter().map(|id| serde_json::json!({"transaction_id": id, "account_id": "acc"})).collect::<Vec<_>>(),
             "next_cursor": "c", "has_more": false, "request_id": "r"
-        }))
-        .unwrap()
+        });
+        serde_json::from_str(&json.to_string()).unwrap()
     }
 
     #[test]

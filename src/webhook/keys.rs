@@ -2,7 +2,8 @@
 //!
 //! Plaid's published algorithm: look the `kid` up in the cache; on a miss fetch it from
 //! `/webhook_verification_key/get`, and refresh every cached key whose `expired_at` is still
-//! null (so a rotation Plaid announced is learned too). A key with `expired_at` set is never
+//! null (so a rotation Plaid announced is learned too), at most once a minute however many
+//! misses arrive. A key with `expired_at` set is never
 //! trusted again.
 //!
 //! Concurrent misses for one kid share a single fetch: each kid has a gate, and whoever waited
@@ -30,6 +31,9 @@ const UNKNOWN_KID_CAPACITY: usize = 10_000;
 /// Key fetches for kids not in the cache, per window.
 const FETCH_BUDGET: u32 = 20;
 const FETCH_WINDOW: Duration = Duration::from_secs(60);
+/// Cached keys still valid are refreshed (to learn an announced expiry) at most this often,
+/// however many unknown kids arrive.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// A key fetch runs inside a webhook request, which Plaid abandons after 10 s.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -66,6 +70,8 @@ struct FetchState {
     unknown: HashMap<String, Instant>,
     window_started: Instant,
     fetches_in_window: u32,
+    /// When the still-valid cached keys were last refreshed.
+    refreshed_at: Option<Instant>,
 }
 
 impl FetchState {
@@ -85,6 +91,18 @@ impl FetchState {
             self.unknown.clear();
         }
         self.unknown.insert(kid.to_owned(), Instant::now());
+    }
+
+    /// True (and the refresh counted as done now) when the cached keys are due a refresh.
+    fn take_refresh(&mut self) -> bool {
+        if self
+            .refreshed_at
+            .is_some_and(|at| at.elapsed() < REFRESH_INTERVAL)
+        {
+            return false;
+        }
+        self.refreshed_at = Some(Instant::now());
+        true
     }
 
     fn take_budget(&mut self) -> bool {
@@ -110,6 +128,7 @@ impl KeyCache {
                 unknown: HashMap::new(),
                 window_started: Instant::now(),
                 fetches_in_window: 0,
+                refreshed_at: None,
             }),
         }
     }
@@ -143,7 +162,7 @@ impl KeyCache {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
-        {
+        let refresh = {
             let mut state = self.fetch.lock().expect("key fetch state lock");
             if state.recently_unknown(kid) {
                 return Err(KeyError::Unknown);
@@ -153,15 +172,21 @@ impl KeyCache {
                     .increment(1);
                 return Err(KeyError::Unavailable("key fetch budget exhausted".into()));
             }
-        }
-        let still_valid: Vec<String> = self
-            .keys
-            .read()
-            .expect("key cache lock")
-            .values()
-            .filter(|k| k.expired_at.is_none())
-            .map(|k| k.kid.clone())
-            .collect();
+            state.take_refresh()
+        };
+        // Plaid's algorithm refreshes the still-valid keys on a miss; once per interval is
+        // enough to learn an announced expiry, and a flood of misses cannot multiply it.
+        let still_valid: Vec<String> = if refresh {
+            self.keys
+                .read()
+                .expect("key cache lock")
+                .values()
+                .filter(|k| k.expired_at.is_none())
+                .map(|k| k.kid.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (fetched, refreshed) = tokio::join!(
             self.fetch_one(kid),
             futures::future::join_all(still_valid.iter().map(|k| self.fetch_one(k)))

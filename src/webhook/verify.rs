@@ -73,6 +73,8 @@ pub enum Rejection {
     AlgorithmNotAllowed,
     #[error("token has no kid")]
     MissingKeyId,
+    #[error("kid is not shaped like a Plaid key id")]
+    MalformedKeyId,
     #[error("unknown key id")]
     UnknownKey,
     #[error("key has expired")]
@@ -103,6 +105,7 @@ impl Rejection {
             Self::MalformedToken => "malformed_token",
             Self::AlgorithmNotAllowed => "algorithm_not_allowed",
             Self::MissingKeyId => "missing_kid",
+            Self::MalformedKeyId => "malformed_kid",
             Self::UnknownKey => "unknown_kid",
             Self::ExpiredKey => "expired_key",
             Self::UnusableKey => "unusable_key",
@@ -189,6 +192,10 @@ impl Verifier {
             .kid
             .filter(|k| !k.is_empty())
             .ok_or(Rejection::MissingKeyId)?;
+        // Before any lookup: a kid no Plaid key could have never reaches the cache or Plaid.
+        if !plausible_kid(&kid) {
+            return Err(Rejection::MalformedKeyId);
+        }
 
         let key = self.keys.get(&kid).await.map_err(|error| match error {
             KeyError::Unknown => Rejection::UnknownKey,
@@ -250,4 +257,29 @@ fn is_code(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Longest `kid` accepted; Plaid's are UUIDs (36 characters).
+const MAX_KID_LEN: usize = 64;
+
+/// Plaid's key ids are UUIDs: letters, digits and `-` (`_` and `.` allowed for safety).
+fn plausible_kid(kid: &str) -> bool {
+    kid.len() <= MAX_KID_LEN
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod kid_tests {
+    use super::plausible_kid;
+
+    #[test]
+    fn only_kids_shaped_like_plaids_are_looked_up() {
+        assert!(plausible_kid("6c5516e1-92dc-479e-a8ff-5a51992e0001"));
+        assert!(!plausible_kid(&"a".repeat(65)));
+        assert!(!plausible_kid("../../etc"));
+        assert!(!plausible_kid("kid with spaces"));
+        assert!(!plausible_kid("kïd"));
+    }
 }

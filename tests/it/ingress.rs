@@ -456,6 +456,78 @@ async fn a_flood_of_unknown_kids_cannot_turn_into_a_flood_of_key_fetches() {
 }
 
 #[tokio::test]
+async fn a_flood_of_forged_kids_refreshes_the_known_key_at_most_once_and_never_unlearns_it() {
+    let app = spawn_app_with(Role::Serve, &[]).await;
+    let body = sync_webhook("item-known");
+    // The real key is learned: one fetch.
+    let real = app.sim().sign_webhook(&body);
+    assert_eq!(post(&app, Some(&real), body.clone()).await, StatusCode::OK);
+    assert_eq!(key_fetches(&app).await, 1);
+
+    // 300 forged requests over 30 kids, ten at a time.
+    let strangers: Vec<SigningKey> = (0..30).map(|_| SigningKey::unregistered()).collect();
+    for round in 0..10 {
+        let requests = strangers
+            .iter()
+            .skip(round % 3 * 10)
+            .take(10)
+            .map(|stranger| {
+                let header = stranger.sign_webhook(&body, now());
+                let body = body.clone();
+                let app = &app;
+                async move { post(app, Some(&header), body).await }
+            });
+        for status in futures::future::join_all(requests).await {
+            assert!(
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::SERVICE_UNAVAILABLE,
+                "{status}"
+            );
+        }
+    }
+    // Each forged kid is fetched at most once (and the budget caps them); the known key is not
+    // fetched again per miss: once per refresh interval at most, and here not at all.
+    let fetched = key_fetches(&app).await;
+    assert!(
+        fetched <= 21,
+        "{fetched} key fetches (the fetch budget is 20 a minute)"
+    );
+    // The real key still verifies, from the cache.
+    let before = key_fetches(&app).await;
+    let real = app.sim().sign_webhook(&body);
+    assert_eq!(post(&app, Some(&real), body.clone()).await, StatusCode::OK);
+    assert_eq!(
+        key_fetches(&app).await,
+        before,
+        "the known key came from the cache"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_kid_no_plaid_key_could_have_is_refused_before_any_lookup() {
+    let app = spawn_app_with(Role::Serve, &[]).await;
+    let body = sync_webhook("item-odd-kid");
+    for kid in [
+        "x".repeat(65),
+        "../../keys".to_owned(),
+        "kid with spaces".to_owned(),
+    ] {
+        let header = format!(
+            "{}.{}.{}",
+            b64(serde_json::to_vec(&json!({"alg": "ES256", "kid": kid, "typ": "JWT"})).unwrap()),
+            b64(b"{}"),
+            b64([0u8; 64])
+        );
+        assert_eq!(
+            post(&app, Some(&header), body.clone()).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(key_fetches(&app).await, 0, "no lookup for a malformed kid");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn with_the_broker_away_webhooks_are_spooled_then_relayed_in_order_when_it_returns() {
     let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
     let broker_url = format!("amqp://guest:guest@{}/%2f?heartbeat=2", proxy.addr);

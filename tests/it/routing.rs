@@ -88,6 +88,8 @@ async fn webhooks_of_other_products_are_kept_and_never_hold_back_the_sync_webhoo
 /// A queue the broker refuses every publish to (`x-max-length` 0, `reject-publish`), bound to
 /// `plaid.webhooks` for one made-up type: a subscriber's full queue, made permanent.
 async fn refusing_queue(app: &TestApp, routing_key: &str) -> String {
+    // The exchange exists once the app has declared its topology: make sure it has.
+    app.publisher.ensure_topology().await.unwrap();
     let channel = testkit::amqp_channel().await.unwrap();
     let name = format!("{}.refusing", app.settings.rabbitmq.namespace);
     let mut arguments = FieldTable::default();
@@ -279,6 +281,9 @@ async fn every_webhook_example_in_plaids_spec_is_accepted_routed_and_none_holds_
     assert!(examples.len() >= 80, "{} examples", examples.len());
     let app = spawn_app_with(Role::Serve, &[]).await;
     assert!(app.wait_broker_connected(WITHIN).await);
+    // An ingress declares its topology with its first publish: declare it now, so the
+    // subscriber below has an exchange to bind to.
+    app.publisher.ensure_topology().await.unwrap();
     // A subscriber that takes everything, as a downstream service binding `#` would.
     let channel = testkit::amqp_channel().await.unwrap();
     let everything = format!("{}.subscriber-everything", app.settings.rabbitmq.namespace);

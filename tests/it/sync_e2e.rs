@@ -307,3 +307,91 @@ async fn a_cursor_plaid_rejects_is_reset_and_the_item_resynced_in_full_dropping_
     node.stop().await.unwrap();
     world.finish().await;
 }
+
+#[tokio::test]
+async fn fields_plaidhook_has_never_heard_of_survive_in_the_row_and_in_the_event() {
+    let world = World::new(sim_config()).await;
+    world.sim().update_config(|c| {
+        let extra = serde_json::json!({
+            "a_field_plaid_adds_next_year": { "score": 0.10, "tags": ["x", null] },
+            "a_null_plaid_sends": null,
+        });
+        c.transaction_extra_fields = extra.as_object().unwrap().clone();
+    });
+    let node = world.node(Role::All, &[]).await;
+    node.publisher.ensure_topology().await.unwrap();
+    // A subscriber of plaid.events.
+    let channel = testkit::amqp_channel().await.unwrap();
+    let subscriber = format!("{}.subscriber", world.namespace);
+    channel
+        .queue_declare(
+            subscriber.clone().into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            subscriber.clone().into(),
+            node.topology.events_exchange().into(),
+            "transactions.synced".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    let item = world.link(None, 30).await;
+    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    world.assert_in_step(&item, WITHIN).await;
+
+    let rows: Vec<String> =
+        sqlx::query_scalar("select raw::text from transactions where item_id = $1")
+            .bind(item.id)
+            .fetch_all(&world.db)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 30);
+    for raw in &rows {
+        assert!(
+            raw.contains(r#""a_field_plaid_adds_next_year": {"tags": ["x", null], "score": 0.10}"#),
+            "{raw}"
+        );
+        assert!(raw.contains(r#""a_null_plaid_sends": null"#), "{raw}");
+    }
+    let event = world
+        .eventually(WITHIN, || async {
+            world.queue_depth("subscriber").await.0 > 0
+        })
+        .await;
+    assert!(event, "the event reached the subscriber");
+    let message = channel
+        .basic_get(
+            subscriber.clone().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("one event");
+    let body = String::from_utf8(message.delivery.data.clone()).unwrap();
+    assert_eq!(
+        body.matches("a_field_plaid_adds_next_year").count(),
+        30,
+        "{body}"
+    );
+    assert_eq!(
+        body.matches(r#""score": 0.10"#).count(),
+        30,
+        "decimals as sent: {body}"
+    );
+    assert_eq!(body.matches(r#""a_null_plaid_sends": null"#).count(), 30);
+
+    channel
+        .queue_delete(subscriber.into(), Default::default())
+        .await
+        .unwrap();
+    node.stop().await.unwrap();
+    world.finish().await;
+}
