@@ -43,16 +43,6 @@ pub struct Replayed {
     depth: u32,
 }
 
-fn checked_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
-    match limit.unwrap_or(default) {
-        0 => Err(ApiError::BadRequest("`limit` must be at least 1".into())),
-        n if n > MAX_BATCH => Err(ApiError::BadRequest(format!(
-            "`limit` must be at most {MAX_BATCH}"
-        ))),
-        n => Ok(n),
-    }
-}
-
 async fn channel(state: &ApiContext) -> Result<lapin::Channel, ApiError> {
     let connection = state
         .broker
@@ -76,7 +66,7 @@ pub async fn list(
 ) -> Result<Json<DeadLetters>, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
-    let limit = checked_limit(query.limit, 20)?;
+    let limit = super::checked_limit(query.limit, 20, MAX_BATCH)?;
     let channel = channel(&state).await?;
     let depth = deadletters::depth(&channel, state.publisher.topology())
         .await
@@ -94,7 +84,7 @@ pub async fn replay(
     body: Bytes,
 ) -> Result<Json<Replayed>, ApiError> {
     let request: ReplayRequest = super::optional_body(&body)?;
-    let limit = checked_limit(request.limit, MAX_BATCH)?;
+    let limit = super::checked_limit(request.limit, MAX_BATCH, MAX_BATCH)?;
     let channel = channel(&state).await?;
     let replayed = deadletters::replay(&channel, &state.publisher, limit, false)
         .await

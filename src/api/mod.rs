@@ -142,6 +142,20 @@ pub fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
         .map_err(ApiError::from)
 }
 
+/// The `limit` of a list or replay call: `default` when absent, else between 1 and `max`.
+pub fn checked_limit<T>(limit: Option<T>, default: T, max: T) -> Result<T, ApiError>
+where
+    T: Copy + PartialOrd + From<u8> + std::fmt::Display,
+{
+    match limit.unwrap_or(default) {
+        n if n < T::from(1) => Err(ApiError::BadRequest("`limit` must be at least 1".into())),
+        n if n > max => Err(ApiError::BadRequest(format!(
+            "`limit` must be at most {max}"
+        ))),
+        n => Ok(n),
+    }
+}
+
 /// The Item id in a path, or a 400 that says it is not one.
 pub fn parse_item_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw)

@@ -43,16 +43,6 @@ pub struct Replayed {
     depth: i64,
 }
 
-fn checked_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
-    match limit.unwrap_or(default) {
-        n if n < 1 => Err(ApiError::BadRequest("`limit` must be at least 1".into())),
-        n if n > MAX_BATCH => Err(ApiError::BadRequest(format!(
-            "`limit` must be at most {MAX_BATCH}"
-        ))),
-        n => Ok(n),
-    }
-}
-
 /// `GET /api/v1/spool/parked?limit=N`
 pub async fn list(
     State(state): State<ApiState>,
@@ -60,7 +50,7 @@ pub async fn list(
 ) -> Result<Json<ParkedSpool>, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
-    let limit = checked_limit(query.limit, 20)?;
+    let limit = super::checked_limit(query.limit, 20, MAX_BATCH)?;
     let depth = spool::parked_depth(&state.db).await?;
     let webhooks = spool::parked(&state.db, limit).await?;
     Ok(Json(ParkedSpool { depth, webhooks }))
@@ -72,7 +62,7 @@ pub async fn replay(
     body: Bytes,
 ) -> Result<Json<Replayed>, ApiError> {
     let request: ReplayRequest = super::optional_body(&body)?;
-    let limit = checked_limit(request.limit, MAX_BATCH)?;
+    let limit = super::checked_limit(request.limit, MAX_BATCH, MAX_BATCH)?;
     let replayed = spool::replay_parked(&state.db, limit).await?;
     let depth = spool::parked_depth(&state.db).await?;
     tracing::info!(replayed, "parked spool rows replayed through the API");

@@ -300,6 +300,54 @@ impl TestApp {
             .expect("spool count")
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.internal_url("/metrics"))
+            .send()
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("/metrics has a body")
+    }
+
+    /// A subscriber's queue in this app's namespace, bound to `exchange` for `routing_key`, as
+    /// a downstream service would bind one; the app's topology is declared first. Delete it
+    /// with [`TestApp::unsubscribe`].
+    pub async fn subscribe(&self, name: &str, exchange: &str, routing_key: &str) -> String {
+        self.publisher
+            .ensure_topology()
+            .await
+            .expect("the topology is declared");
+        let channel = amqp_channel().await.expect("RabbitMQ is reachable");
+        let queue = format!("{}.{name}", self.settings.rabbitmq.namespace);
+        channel
+            .queue_declare(queue.clone().into(), Default::default(), FieldTable::default())
+            .await
+            .expect("the subscriber's queue is declared");
+        channel
+            .queue_bind(
+                queue.clone().into(),
+                exchange.into(),
+                routing_key.into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("the subscriber's queue is bound");
+        queue
+    }
+
+    /// Deletes a queue made by [`TestApp::subscribe`].
+    pub async fn unsubscribe(&self, queue: &str) {
+        let channel = amqp_channel().await.expect("RabbitMQ is reachable");
+        channel
+            .queue_delete(queue.into(), Default::default())
+            .await
+            .expect("the subscriber's queue is deleted");
+    }
+
     /// Polls `check` until it holds or `within` passes; returns whether it held.
     pub async fn eventually<F, Fut>(&self, within: Duration, check: F) -> bool
     where

@@ -2,32 +2,33 @@
 
 use std::time::Duration;
 
+use plaidhook::telemetry::names;
 use reqwest::StatusCode;
 
 const FAMILIES: &[&str] = &[
     // ingress
-    "plaidhook_webhooks_total",
-    "plaidhook_webhook_request_duration_seconds",
-    "plaidhook_webhook_verify_duration_seconds",
-    "plaidhook_webhook_key_fetches_total",
-    "plaidhook_broker_publish_duration_seconds",
-    "plaidhook_webhook_spool_depth",
+    names::WEBHOOKS,
+    names::WEBHOOK_REQUEST_DURATION,
+    names::WEBHOOK_VERIFY_DURATION,
+    names::WEBHOOK_KEY_FETCHES,
+    names::BROKER_PUBLISH_DURATION,
+    names::WEBHOOK_SPOOL_DEPTH,
     // consumers
-    "plaidhook_consumer_messages_total",
-    "plaidhook_queue_depth",
-    "plaidhook_dead_letters",
+    names::CONSUMER_MESSAGES,
+    names::QUEUE_DEPTH,
+    names::DEAD_LETTERS,
     // sync
-    "plaidhook_sync_runs_total",
-    "plaidhook_sync_run_duration_seconds",
-    "plaidhook_sync_transactions_total",
+    names::SYNC_RUNS,
+    names::SYNC_RUN_DURATION,
+    names::SYNC_TRANSACTIONS,
     // Plaid
-    "plaidhook_plaid_calls_total",
-    "plaidhook_plaid_call_duration_seconds",
+    names::PLAID_CALLS,
+    names::PLAID_CALL_DURATION,
     // Items and alerts
-    "plaidhook_items",
-    "plaidhook_alerts_open",
-    "plaidhook_alerts_raised_total",
-    "plaidhook_outbox_published_total",
+    names::ITEMS,
+    names::ALERTS_OPEN,
+    names::ALERTS_RAISED,
+    names::OUTBOX_PUBLISHED,
 ];
 
 #[tokio::test]
@@ -75,15 +76,7 @@ async fn metrics_after_a_small_end_to_end_run_contain_every_family_operators_nee
     let mut body = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::time::Instant::now() < deadline {
-        body = app
-            .http
-            .get(app.internal_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        body = app.metrics_text().await;
         if missing_in(&body).is_empty() {
             break;
         }
@@ -101,5 +94,16 @@ async fn metrics_after_a_small_end_to_end_run_contain_every_family_operators_nee
                 && l.contains("outcome=\"unauthorized\"")),
         "rejections are counted by outcome"
     );
+    // Every family carries its description from `telemetry::names`.
+    for family in FAMILIES {
+        let (_, _, help) = names::ALL
+            .iter()
+            .find(|(name, _, _)| name == family)
+            .expect("every family is in the table");
+        assert!(
+            body.contains(&format!("# HELP {family} {help}")),
+            "{family} has no description in:\n{body}"
+        );
+    }
     harness.app.stop().await.unwrap();
 }

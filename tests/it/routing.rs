@@ -198,16 +198,9 @@ async fn sync_calls(world: &World, item_id: uuid::Uuid) -> i64 {
 
 /// The value of a counter on `/metrics` with these labels (0 when absent).
 async fn counter(app: &TestApp, name: &str, label: &str) -> f64 {
-    let body = app
-        .http
-        .get(app.internal_url("/metrics"))
-        .send()
+    app.metrics_text()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
+        .lines()
         .filter(|line| line.starts_with(name) && line.contains(label))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
@@ -281,30 +274,10 @@ async fn every_webhook_example_in_plaids_spec_is_accepted_routed_and_none_holds_
     assert!(examples.len() >= 80, "{} examples", examples.len());
     let app = spawn_app_with(Role::Serve, &[]).await;
     assert!(app.wait_broker_connected(WITHIN).await);
-    // An ingress declares its topology with its first publish: declare it now, so the
-    // subscriber below has an exchange to bind to.
-    app.publisher.ensure_topology().await.unwrap();
     // A subscriber that takes everything, as a downstream service binding `#` would.
-    let channel = testkit::amqp_channel().await.unwrap();
-    let everything = format!("{}.subscriber-everything", app.settings.rabbitmq.namespace);
-    channel
-        .queue_declare(
-            everything.clone().into(),
-            Default::default(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            everything.clone().into(),
-            app.topology.webhooks_exchange().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let everything = app
+        .subscribe("subscriber-everything", &app.topology.webhooks_exchange(), "#")
+        .await;
 
     let mut transactions = 0;
     for (index, example) in examples.iter().enumerate() {
@@ -339,9 +312,6 @@ async fn every_webhook_example_in_plaids_spec_is_accepted_routed_and_none_holds_
         app.queue_depth(&everything).await,
         2 * examples.len()
     );
-    channel
-        .queue_delete(everything.into(), Default::default())
-        .await
-        .unwrap();
+    app.unsubscribe(&everything).await;
     app.stop().await.unwrap();
 }

@@ -319,28 +319,14 @@ async fn fields_plaidhook_has_never_heard_of_survive_in_the_row_and_in_the_event
         c.transaction_extra_fields = extra.as_object().unwrap().clone();
     });
     let node = world.node(Role::All, &[]).await;
-    node.publisher.ensure_topology().await.unwrap();
     // A subscriber of plaid.events.
-    let channel = testkit::amqp_channel().await.unwrap();
-    let subscriber = format!("{}.subscriber", world.namespace);
-    channel
-        .queue_declare(
-            subscriber.clone().into(),
-            Default::default(),
-            Default::default(),
+    let subscriber = node
+        .subscribe(
+            "subscriber",
+            &node.topology.events_exchange(),
+            "transactions.synced",
         )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            subscriber.clone().into(),
-            node.topology.events_exchange().into(),
-            "transactions.synced".into(),
-            Default::default(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
+        .await;
 
     let item = world.link(None, 30).await;
     node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
@@ -388,10 +374,7 @@ async fn fields_plaidhook_has_never_heard_of_survive_in_the_row_and_in_the_event
     );
     assert_eq!(body.matches(r#""a_null_plaid_sends": null"#).count(), 30);
 
-    channel
-        .queue_delete(subscriber.into(), Default::default())
-        .await
-        .unwrap();
+    node.unsubscribe(&subscriber).await;
     node.stop().await.unwrap();
     world.finish().await;
 }
