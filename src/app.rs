@@ -231,6 +231,11 @@ impl Application {
         self.state.scheduler()
     }
 
+    /// The gauge sampler as every process runs it, for taking one sample on demand.
+    pub fn gauges(&self) -> GaugeSampler {
+        self.state.gauges()
+    }
+
     /// Publishes sync requests as the application's components do.
     pub fn sync_requester(&self) -> SyncRequester {
         self.state.sync_requester()
@@ -270,12 +275,7 @@ impl Application {
         if state.role.consumes() {
             spawn_workers(&state, &tasks, &shutdown)?;
         }
-        let gauges = GaugeSampler {
-            db: state.db.clone(),
-            broker: state.broker.clone(),
-            publisher: state.publisher.clone(),
-        };
-        tasks.spawn(gauges.run(shutdown.clone()));
+        tasks.spawn(state.gauges().run(shutdown.clone()));
         let router = layers::with_request_layers(internal_router(&state));
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 
@@ -298,6 +298,14 @@ impl Parts {
             self.publisher.clone(),
             self.settings.plaid.environment.as_str(),
         )
+    }
+
+    fn gauges(&self) -> GaugeSampler {
+        GaugeSampler {
+            db: self.db.clone(),
+            broker: self.broker.clone(),
+            publisher: self.publisher.clone(),
+        }
     }
 
     fn scheduler(&self) -> Scheduler {

@@ -15,6 +15,7 @@ use plaidhook::app::{Application, Role};
 use plaidhook::broker::{Broker, BrokerStatus, Publisher, Topology};
 use plaidhook::config::Settings;
 use plaidhook::messages::{SyncRequester, SyncTrigger};
+use plaidhook::gauges::GaugeSampler;
 use plaidhook::scheduler::Scheduler;
 use plaidhook::sim::Sim;
 use tokio_util::sync::CancellationToken;
@@ -107,6 +108,7 @@ impl TestAppBuilder {
             publisher: app.publisher().clone(),
             sync_requests: app.sync_requester(),
             scheduler: app.scheduler(),
+            gauges: app.gauges(),
             public_addr: app.public_addr(),
             internal_addr: app.internal_addr(),
             shutdown: app.shutdown_token(),
@@ -138,6 +140,8 @@ pub struct TestApp {
     pub sync_requests: SyncRequester,
     /// The safety net, to drive one round at a time (`scheduler.enabled = false` stops its timer).
     pub scheduler: Scheduler,
+    /// The gauge sampler, to take a sample now instead of waiting for its interval.
+    pub gauges: GaugeSampler,
     pub public_addr: Option<SocketAddr>,
     pub internal_addr: SocketAddr,
     pub shutdown: CancellationToken,

@@ -64,8 +64,8 @@ async fn metrics_after_a_small_end_to_end_run_contain_every_family_operators_nee
         .await;
     assert_eq!(broken["status"], "login_required");
 
-    // Gauges are sampled on an interval (10 s): poll until a sample has been taken since the
-    // broker connected.
+    // Gauges are sampled on an interval (10 s): take a sample now instead; the counters of
+    // asynchronous work (the outbox relay, the consumers) are polled for.
     let missing_in = |body: &str| -> Vec<&'static str> {
         FAMILIES
             .iter()
@@ -76,6 +76,7 @@ async fn metrics_after_a_small_end_to_end_run_contain_every_family_operators_nee
     let mut body = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::time::Instant::now() < deadline {
+        app.gauges.sample().await.expect("a gauge sample");
         body = app.metrics_text().await;
         if missing_in(&body).is_empty() {
             break;
