@@ -47,8 +47,53 @@ fn operation(summary: &str, success: (&str, Value), request: Option<Value>, item
     op
 }
 
+/// A string the API takes: at least one character that is not white space, at most `max`.
+fn not_blank(max: usize) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S" })
+}
+
+/// Names every operation (`get_items_item_id`) and links the operations that create or list
+/// Items to every operation on one Item, so a client (or a stateful test) can follow them.
+fn with_operation_ids_and_links(mut document: Value) -> Value {
+    let mut item_operations = Vec::new();
+    for (path, methods) in document["paths"].as_object_mut().expect("paths") {
+        for (method, operation) in methods.as_object_mut().expect("methods") {
+            let name: Vec<String> = path
+                .split('/')
+                .filter(|s| !s.is_empty() && *s != "api" && *s != "v1")
+                .map(|s| s.trim_matches(|c| c == '{' || c == '}').replace(['-', '.'], "_"))
+                .collect();
+            let id = format!("{method}_{}", name.join("_"));
+            operation["operationId"] = json!(id);
+            if path.contains("{item_id}") {
+                item_operations.push(id);
+            }
+        }
+    }
+    let links = |expression: &str| -> Value {
+        item_operations
+            .iter()
+            .map(|id| {
+                let link = json!({ "operationId": id, "parameters": { "item_id": expression } });
+                (id.clone(), link)
+            })
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
+    };
+    let paths = &mut document["paths"];
+    paths["/api/v1/link/exchange"]["post"]["responses"]["201"]["links"] =
+        links("$response.body#/item_id");
+    paths["/api/v1/items"]["get"]["responses"]["200"]["links"] =
+        links("$response.body#/items/0/id");
+    document
+}
+
 /// The document.
 pub fn spec() -> Value {
+    with_operation_ids_and_links(paths_and_schemas())
+}
+
+fn paths_and_schemas() -> Value {
     let item_statuses = json!(ItemStatus::ALL.map(ItemStatus::as_str));
     let mut list = operation(
         "List Items, optionally by status",
@@ -168,7 +213,7 @@ fn schemas(item_statuses: Value) -> Value {
                 "message": { "type": "string" },
                 "plaid_error_code": { "type": "string" } } } } },
         "NewLinkToken": { "type": "object", "required": ["client_user_id"], "additionalProperties": false,
-            "properties": { "client_user_id": { "type": "string", "maxLength": 128 },
+            "properties": { "client_user_id": not_blank(128),
                             "days_requested": { "type": "integer", "minimum": 1, "maximum": 730 },
                             "redirect_uri": { "type": "string" } } },
         "UpdateLinkToken": { "type": "object", "additionalProperties": false,
@@ -178,7 +223,7 @@ fn schemas(item_statuses: Value) -> Value {
             "mode": { "enum": ["new_item", "update"] }, "item_id": { "type": "string", "format": "uuid" },
             "account_selection_enabled": { "type": "boolean" } } },
         "Exchange": { "type": "object", "required": ["public_token", "client_user_id"], "additionalProperties": false,
-            "properties": { "public_token": { "type": "string" }, "client_user_id": { "type": "string" } } },
+            "properties": { "public_token": not_blank(512), "client_user_id": not_blank(128) } },
         "Exchanged": { "type": "object", "properties": {
             "item_id": { "type": "string", "format": "uuid" }, "plaid_item_id": { "type": "string" },
             "status": { "type": "string" }, "first_sync_requested": { "type": "boolean" } } },
@@ -251,7 +296,8 @@ fn dead_letter_schemas() -> serde_json::Map<String, Value> {
                 "from_queue": { "type": ["string", "null"] }, "reason": { "type": ["string", "null"] },
                 "body_preview": { "type": "string" } } } } } },
         "ReplayRequest": { "type": "object", "additionalProperties": false,
-            "properties": { "limit": { "type": "integer", "minimum": 1, "maximum": 1000 } } },
+            "properties": { "limit": { "type": ["integer", "null"], "minimum": 1, "maximum": 1000,
+                                       "description": "null or absent: the default" } } },
         "Replayed": { "type": "object", "properties": {
             "replayed": { "type": "integer" }, "depth": { "type": "integer" } } },
         "ParkedSpool": { "type": "object", "properties": {
