@@ -2,8 +2,9 @@
 //!
 //! Plaid's published algorithm: look the `kid` up in the cache; on a miss fetch it from
 //! `/webhook_verification_key/get`, and refresh every cached key whose `expired_at` is still
-//! null (so a rotation Plaid announced is learned too), at most once a minute however many
-//! misses arrive. A key with `expired_at` set is never
+//! null (so a rotation Plaid announced is learned too). plaidhook refreshes only when the miss
+//! turns out to be a key Plaid really issued: the sign of a rotation. A miss for a kid Plaid
+//! does not know refreshes nothing, so forged kids cannot multiply fetches of real keys. A key with `expired_at` set is never
 //! trusted again.
 //!
 //! Concurrent misses for one kid share a single fetch: each kid has a gate, and whoever waited
@@ -31,9 +32,6 @@ const UNKNOWN_KID_CAPACITY: usize = 10_000;
 /// Key fetches for kids not in the cache, per window.
 const FETCH_BUDGET: u32 = 20;
 const FETCH_WINDOW: Duration = Duration::from_secs(60);
-/// Cached keys still valid are refreshed (to learn an announced expiry) at most this often,
-/// however many unknown kids arrive.
-const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// A key fetch runs inside a webhook request, which Plaid abandons after 10 s.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -70,8 +68,6 @@ struct FetchState {
     unknown: HashMap<String, Instant>,
     window_started: Instant,
     fetches_in_window: u32,
-    /// When the still-valid cached keys were last refreshed.
-    refreshed_at: Option<Instant>,
 }
 
 impl FetchState {
@@ -91,18 +87,6 @@ impl FetchState {
             self.unknown.clear();
         }
         self.unknown.insert(kid.to_owned(), Instant::now());
-    }
-
-    /// True (and the refresh counted as done now) when the cached keys are due a refresh.
-    fn take_refresh(&mut self) -> bool {
-        if self
-            .refreshed_at
-            .is_some_and(|at| at.elapsed() < REFRESH_INTERVAL)
-        {
-            return false;
-        }
-        self.refreshed_at = Some(Instant::now());
-        true
     }
 
     fn take_budget(&mut self) -> bool {
@@ -128,7 +112,6 @@ impl KeyCache {
                 unknown: HashMap::new(),
                 window_started: Instant::now(),
                 fetches_in_window: 0,
-                refreshed_at: None,
             }),
         }
     }
@@ -162,7 +145,7 @@ impl KeyCache {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
-        let refresh = {
+        {
             let mut state = self.fetch.lock().expect("key fetch state lock");
             if state.recently_unknown(kid) {
                 return Err(KeyError::Unknown);
@@ -172,31 +155,14 @@ impl KeyCache {
                     .increment(1);
                 return Err(KeyError::Unavailable("key fetch budget exhausted".into()));
             }
-            state.take_refresh()
-        };
-        // Plaid's algorithm refreshes the still-valid keys on a miss; once per interval is
-        // enough to learn an announced expiry, and a flood of misses cannot multiply it.
-        let still_valid: Vec<String> = if refresh {
-            self.keys
-                .read()
-                .expect("key cache lock")
-                .values()
-                .filter(|k| k.expired_at.is_none())
-                .map(|k| k.kid.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let (fetched, refreshed) = tokio::join!(
-            self.fetch_one(kid),
-            futures::future::join_all(still_valid.iter().map(|k| self.fetch_one(k)))
-        );
-        for key in refreshed.into_iter().flatten() {
-            self.store(key);
         }
-        match fetched {
+        match self.fetch_one(kid).await {
             Ok(key) => {
                 metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "fetched").increment(1);
+                // A new key Plaid really issued means a rotation: refresh the keys still valid
+                // so an expiry Plaid announced with it is learned (Plaid's algorithm). Only a
+                // real key triggers this, so a flood of forged kids refreshes nothing.
+                self.refresh_still_valid().await;
                 Ok(self.store(key))
             }
             Err(KeyError::Unknown) => {
@@ -211,6 +177,22 @@ impl KeyCache {
                 metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "failed").increment(1);
                 Err(other)
             }
+        }
+    }
+
+    async fn refresh_still_valid(&self) {
+        let still_valid: Vec<String> = self
+            .keys
+            .read()
+            .expect("key cache lock")
+            .values()
+            .filter(|k| k.expired_at.is_none())
+            .map(|k| k.kid.clone())
+            .collect();
+        let refreshed =
+            futures::future::join_all(still_valid.iter().map(|kid| self.fetch_one(kid))).await;
+        for key in refreshed.into_iter().flatten() {
+            self.store(key);
         }
     }
 

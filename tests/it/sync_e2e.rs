@@ -313,7 +313,7 @@ async fn fields_plaidhook_has_never_heard_of_survive_in_the_row_and_in_the_event
     let world = World::new(sim_config()).await;
     world.sim().update_config(|c| {
         let extra = serde_json::json!({
-            "a_field_plaid_adds_next_year": { "score": 0.10, "tags": ["x", null] },
+            "a_field_plaid_adds_next_year": { "score": 0.25, "tags": ["x", null] },
             "a_null_plaid_sends": null,
         });
         c.transaction_extra_fields = extra.as_object().unwrap().clone();
