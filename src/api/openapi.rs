@@ -61,7 +61,10 @@ fn with_operation_ids_and_links(mut document: Value) -> Value {
             let name: Vec<String> = path
                 .split('/')
                 .filter(|s| !s.is_empty() && *s != "api" && *s != "v1")
-                .map(|s| s.trim_matches(|c| c == '{' || c == '}').replace(['-', '.'], "_"))
+                .map(|s| {
+                    s.trim_matches(|c| c == '{' || c == '}')
+                        .replace(['-', '.'], "_")
+                })
                 .collect();
             let id = format!("{method}_{}", name.join("_"));
             operation["operationId"] = json!(id);

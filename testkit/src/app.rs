@@ -14,8 +14,8 @@ use lapin::types::FieldTable;
 use plaidhook::app::{Application, Role};
 use plaidhook::broker::{Broker, BrokerStatus, Publisher, Topology};
 use plaidhook::config::Settings;
-use plaidhook::messages::{SyncRequester, SyncTrigger};
 use plaidhook::gauges::GaugeSampler;
+use plaidhook::messages::{SyncRequester, SyncTrigger};
 use plaidhook::scheduler::Scheduler;
 use plaidhook::sim::Sim;
 use tokio_util::sync::CancellationToken;
@@ -327,7 +327,11 @@ impl TestApp {
         let channel = amqp_channel().await.expect("RabbitMQ is reachable");
         let queue = format!("{}.{name}", self.settings.rabbitmq.namespace);
         channel
-            .queue_declare(queue.clone().into(), Default::default(), FieldTable::default())
+            .queue_declare(
+                queue.clone().into(),
+                Default::default(),
+                FieldTable::default(),
+            )
             .await
             .expect("the subscriber's queue is declared");
         channel

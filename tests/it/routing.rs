@@ -276,7 +276,11 @@ async fn every_webhook_example_in_plaids_spec_is_accepted_routed_and_none_holds_
     assert!(app.wait_broker_connected(WITHIN).await);
     // A subscriber that takes everything, as a downstream service binding `#` would.
     let everything = app
-        .subscribe("subscriber-everything", &app.topology.webhooks_exchange(), "#")
+        .subscribe(
+            "subscriber-everything",
+            &app.topology.webhooks_exchange(),
+            "#",
+        )
         .await;
 
     let mut transactions = 0;
