@@ -368,11 +368,7 @@ async fn fields_plaidhook_has_never_heard_of_survive_in_the_row_and_in_the_event
         30,
         "{body}"
     );
-    assert_eq!(
-        body.matches(r#""score": 0.25"#).count(),
-        30,
-        "{body}"
-    );
+    assert_eq!(body.matches(r#""score": 0.25"#).count(), 30, "{body}");
     assert_eq!(body.matches(r#""a_null_plaid_sends": null"#).count(), 30);
 
     node.unsubscribe(&subscriber).await;
