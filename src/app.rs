@@ -373,7 +373,7 @@ fn public_router(state: &Parts, spool: Arc<Spool>) -> Router {
     let settings = &state.settings;
     let ingress = Arc::new(Ingress {
         verifier: Verifier::new(
-            Arc::new(KeyCache::new(state.plaid.clone())),
+            Arc::new(KeyCache::new(state.plaid.clone(), Some(state.db.clone()))),
             settings.webhook.max_age,
             settings.webhook.future_skew,
         ),

@@ -7,6 +7,11 @@
 //! does not know refreshes nothing, so forged kids cannot multiply fetches of real keys. A key with `expired_at` set is never
 //! trusted again.
 //!
+//! Keys are shared by every replica through PostgreSQL (`webhook_keys`): a miss looks there
+//! first, which costs no Plaid call and no fetch budget, and every key fetched from Plaid is
+//! written there. A new process, or one whose budget forged kids have spent, still verifies
+//! with any key another process has learned.
+//!
 //! Concurrent misses for one kid share a single fetch: each kid has a gate, and whoever waited
 //! at it finds the key cached when it gets through. Misses for different kids do not wait for
 //! each other. Two protections keep forged traffic from turning into traffic to Plaid: kids
@@ -21,6 +26,8 @@ use base64::Engine;
 use jsonwebtoken::DecodingKey;
 use tokio::sync::Mutex;
 
+use sqlx::PgPool;
+
 use crate::plaid::client::{PlaidCallError, PlaidClient};
 use crate::plaid::JwkPublicKey;
 use crate::telemetry::names;
@@ -32,6 +39,8 @@ const UNKNOWN_KID_CAPACITY: usize = 10_000;
 /// Key fetches for kids not in the cache, per window.
 const FETCH_BUDGET: u32 = 20;
 const FETCH_WINDOW: Duration = Duration::from_secs(60);
+/// A look-up in the shared keys runs inside a webhook request too: never wait long for it.
+const SHARED_LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
 /// A key fetch runs inside a webhook request, which Plaid abandons after 10 s.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -57,6 +66,8 @@ pub enum KeyError {
 
 pub struct KeyCache {
     client: PlaidClient,
+    /// The keys every replica shares; `None` for callers without a database.
+    shared: Option<PgPool>,
     keys: RwLock<HashMap<String, Arc<CachedKey>>>,
     /// One gate per kid being fetched; removed once its fetch is done.
     gates: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
@@ -103,9 +114,10 @@ impl FetchState {
 }
 
 impl KeyCache {
-    pub fn new(client: PlaidClient) -> Self {
+    pub fn new(client: PlaidClient, shared: Option<PgPool>) -> Self {
         Self {
             client,
+            shared,
             keys: RwLock::new(HashMap::new()),
             gates: std::sync::Mutex::new(HashMap::new()),
             fetch: std::sync::Mutex::new(FetchState {
@@ -145,11 +157,21 @@ impl KeyCache {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
+        if self
+            .fetch
+            .lock()
+            .expect("key fetch state lock")
+            .recently_unknown(kid)
+        {
+            return Err(KeyError::Unknown);
+        }
+        // Another replica may have learned it: no Plaid call, no budget.
+        if let Some(key) = self.shared_key(kid).await {
+            metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "shared").increment(1);
+            return Ok(self.store(key));
+        }
         {
             let mut state = self.fetch.lock().expect("key fetch state lock");
-            if state.recently_unknown(kid) {
-                return Err(KeyError::Unknown);
-            }
             if !state.take_budget() {
                 metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "budget_exhausted")
                     .increment(1);
@@ -196,6 +218,42 @@ impl KeyCache {
         }
     }
 
+    /// The key another replica stored for `kid`, if any. Best effort: the database being away
+    /// only means asking Plaid.
+    async fn shared_key(&self, kid: &str) -> Option<CachedKey> {
+        let db = self.shared.as_ref()?;
+        let lookup = sqlx::query_scalar!("select jwk from webhook_keys where kid = $1", kid)
+            .fetch_optional(db);
+        let jwk = tokio::time::timeout(SHARED_LOOKUP_TIMEOUT, lookup)
+            .await
+            .ok()?
+            .ok()??;
+        let jwk: JwkPublicKey = serde_json::from_value(jwk).ok()?;
+        decoding_key(&jwk).ok()
+    }
+
+    /// Shares a key fetched from Plaid with every replica. Best effort, like the lookup.
+    async fn share(&self, jwk: &JwkPublicKey) {
+        let Some(db) = &self.shared else {
+            return;
+        };
+        let Ok(value) = serde_json::to_value(jwk) else {
+            return;
+        };
+        let upsert = sqlx::query!(
+            "insert into webhook_keys (kid, jwk, expired_at) values ($1, $2, $3)
+             on conflict (kid) do update set jwk = excluded.jwk, expired_at = excluded.expired_at,
+                                             fetched_at = now()",
+            jwk.kid,
+            value,
+            jwk.expired_at,
+        )
+        .execute(db);
+        if let Ok(Err(error)) = tokio::time::timeout(SHARED_LOOKUP_TIMEOUT, upsert).await {
+            tracing::warn!(webhook.kid = %jwk.kid, error = %error, "could not share a webhook key");
+        }
+    }
+
     fn store(&self, key: CachedKey) -> Arc<CachedKey> {
         let key = Arc::new(key);
         self.keys
@@ -214,7 +272,9 @@ impl KeyCache {
                         "Plaid returned a key for another kid".into(),
                     ));
                 }
-                decoding_key(&response.key)
+                let key = decoding_key(&response.key)?;
+                self.share(&response.key).await;
+                Ok(key)
             }
             // Plaid answers 4xx (INVALID_WEBHOOK_VERIFICATION_KEY_ID) for a kid it never issued.
             Ok(Err(PlaidCallError::Plaid { status, .. }))

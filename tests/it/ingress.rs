@@ -13,6 +13,7 @@ use plaidhook::sim::{body_sha256_hex, webhook_claims, webhook_jwt_header, Signin
 use reqwest::StatusCode;
 use serde_json::json;
 use testkit::proxy::TcpProxy;
+use testkit::world::{sim_config, World};
 use testkit::{spawn_app_with, TestApp};
 
 fn sync_webhook(item_id: &str) -> Vec<u8> {
@@ -501,6 +502,24 @@ async fn a_flood_of_forged_kids_refreshes_the_known_key_at_most_once_and_never_u
         "the known key came from the cache"
     );
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_one_replica_learned_verifies_on_another_without_a_fetch() {
+    let world = World::new(sim_config()).await;
+    let first = world.node(Role::Serve, &[]).await;
+    let second = world.node(Role::Serve, &[]).await;
+    let body = sync_webhook("item-shared-key");
+    let header = world.sim().sign_webhook(&body);
+    assert_eq!(post(&first, Some(&header), body.clone()).await, StatusCode::OK);
+    assert_eq!(key_fetches(&first).await, 1, "the first replica fetched the key");
+    // A second replica, new and cold, verifies with the key the first one shared.
+    let header = world.sim().sign_webhook(&body);
+    assert_eq!(post(&second, Some(&header), body.clone()).await, StatusCode::OK);
+    assert_eq!(key_fetches(&second).await, 1, "no fetch on the second replica");
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+    world.finish().await;
 }
 
 #[tokio::test]
