@@ -31,6 +31,10 @@ pub enum ApiError {
     /// which clients may act on. The message is Plaid's, which carries no secrets.
     #[error("Plaid error {plaid_code}: {message}")]
     Plaid { plaid_code: String, message: String },
+    /// Plaid refused a value the client gave (e.g. an INVALID_PUBLIC_TOKEN): the client's
+    /// request is at fault, so a 400, still with Plaid's `error_code`.
+    #[error("Plaid refused the request's value ({plaid_code}): {message}")]
+    PlaidRefusedInput { plaid_code: String, message: String },
     /// A dependency (database, broker, Plaid) is unavailable; the client may retry.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -48,7 +52,7 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::Conflict(_) => "conflict",
             Self::RateLimited(_) => "rate_limited",
-            Self::Plaid { .. } => "plaid_error",
+            Self::Plaid { .. } | Self::PlaidRefusedInput { .. } => "plaid_error",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -63,6 +67,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Plaid { .. } => StatusCode::BAD_GATEWAY,
+            Self::PlaidRefusedInput { .. } => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -81,7 +86,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        if let Self::Plaid { plaid_code, .. } = &self {
+        if let Self::Plaid { plaid_code, .. } | Self::PlaidRefusedInput { plaid_code, .. } = &self {
             body["error"]["plaid_error_code"] = json!(plaid_code);
         }
         (self.status(), Json(body)).into_response()

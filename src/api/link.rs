@@ -26,7 +26,7 @@ use crate::items::rows::LinkedItem;
 use crate::items::{ItemStatus, Signal, StatusSource};
 use crate::messages::SyncTrigger;
 use crate::plaid::{
-    AccessTokenRequest, ItemGetResponse, ItemPublicTokenExchangeRequest,
+    AccessTokenRequest, ErrorCode, ItemGetResponse, ItemPublicTokenExchangeRequest,
     ItemPublicTokenExchangeResponse, LinkTokenCreateRequest, LinkTokenCreateResponse,
     LinkTokenTransactions, LinkTokenUpdate, LinkTokenUser, Product, PublicToken,
 };
@@ -37,7 +37,7 @@ pub struct NewLinkToken {
     /// The app's id of its user; Plaid requires it and alerts name it.
     pub client_user_id: String,
     /// Days of history to request (1–730; Plaid's default is 90).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::whole_number")]
     pub days_requested: Option<u32>,
     /// OAuth redirect URI registered with Plaid, when the app uses one.
     #[serde(default)]
@@ -200,7 +200,16 @@ pub async fn exchange_public_token(
         .plaid
         .call("/item/public_token/exchange", None, &request)
         .await
-        .map_err(plaid_failure)?;
+        .map_err(|error| match error.plaid_error() {
+            // The public token is the client's: a wrong or spent one is a 400, not a 502.
+            Some(plaid) if plaid.error_code == ErrorCode::InvalidPublicToken => {
+                ApiError::PlaidRefusedInput {
+                    plaid_code: plaid.error_code.as_str().to_owned(),
+                    message: plaid.error_message.clone(),
+                }
+            }
+            _ => plaid_failure(error),
+        })?;
     // The institution, for alerts and listings; the Item is linked even if this fails.
     let details: Option<ItemGetResponse> = state
         .plaid

@@ -142,6 +142,33 @@ pub fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
         .map_err(ApiError::from)
 }
 
+/// `Option<T>` from a JSON number that is a whole number, written `5` or `5.0`: JSON Schema's
+/// `integer`, which the OpenAPI document promises, admits both. Use with
+/// `#[serde(default, deserialize_with = "…")]`.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    use serde::Deserialize;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number")))?;
+    T::try_from(whole)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("{whole} is out of range")))
+}
+
 /// The `limit` of a list or replay call: `default` when absent, else between 1 and `max`.
 pub fn checked_limit<T>(limit: Option<T>, default: T, max: T) -> Result<T, ApiError>
 where

@@ -86,6 +86,10 @@ fn with_operation_ids_and_links(mut document: Value) -> Value {
     let paths = &mut document["paths"];
     paths["/api/v1/link/exchange"]["post"]["responses"]["201"]["links"] =
         links("$response.body#/item_id");
+    paths["/api/v1/link/exchange"]["post"]["responses"]["400"] = error_response(
+        "Malformed request (`bad_request`), or a public token Plaid refuses (`plaid_error` with \
+         `plaid_error_code` INVALID_PUBLIC_TOKEN); nothing was changed",
+    );
     paths["/api/v1/items"]["get"]["responses"]["200"]["links"] =
         links("$response.body#/items/0/id");
     document
@@ -217,8 +221,8 @@ fn schemas(item_statuses: Value) -> Value {
                 "plaid_error_code": { "type": "string" } } } } },
         "NewLinkToken": { "type": "object", "required": ["client_user_id"], "additionalProperties": false,
             "properties": { "client_user_id": not_blank(128),
-                            "days_requested": { "type": "integer", "minimum": 1, "maximum": 730 },
-                            "redirect_uri": { "type": "string" } } },
+                            "days_requested": { "type": ["integer", "null"], "minimum": 1, "maximum": 730 },
+                            "redirect_uri": { "type": ["string", "null"] } } },
         "UpdateLinkToken": { "type": "object", "additionalProperties": false,
             "properties": { "account_selection_enabled": { "type": "boolean" } } },
         "LinkToken": { "type": "object", "properties": {

@@ -33,6 +33,7 @@ pub struct ParkedSpool {
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     /// Replay at most this many (default and maximum 1,000 per call).
+    #[serde(default, deserialize_with = "super::whole_number")]
     limit: Option<i64>,
 }
 
