@@ -208,26 +208,6 @@ async fn malformed_bodies_get_400_with_a_clear_message_and_change_nothing() {
             "{method} {path}: `{message}` should mention `{mentions}`"
         );
     }
-    // Whole numbers written as JSON Schema allows (`240.0`) are taken, like `240`.
-    let (status, token) = h
-        .call(
-            Method::POST,
-            "/api/v1/link/token",
-            Some(serde_json::json!({ "client_user_id": "u", "days_requested": 240.0 })),
-        )
-        .await;
-    assert_eq!(status, 201, "{token}");
-    // A public token Plaid refuses is the client's mistake: 400 with Plaid's code, not a 502.
-    let (status, refused) = h
-        .call(
-            Method::POST,
-            "/api/v1/link/exchange",
-            Some(serde_json::json!({ "public_token": "not-a-public-token", "client_user_id": "u" })),
-        )
-        .await;
-    assert_eq!(status, 400, "{refused}");
-    assert_eq!(refused["error"]["code"], "plaid_error");
-    assert_eq!(refused["error"]["plaid_error_code"], "INVALID_PUBLIC_TOKEN");
     // A JSON endpoint called without a JSON content type says so.
     let response = h
         .api(Method::POST, "/api/v1/link/token")
@@ -242,6 +222,28 @@ async fn malformed_bodies_get_400_with_a_clear_message_and_change_nothing() {
         "a rejected request changed nothing"
     );
     assert_eq!(h.item(item_id).await["status"], "active");
+
+    // Whole numbers written as JSON Schema allows (`240.0`) are taken, like `240`.
+    let (status, token) = h
+        .call(
+            Method::POST,
+            "/api/v1/link/token",
+            Some(serde_json::json!({ "client_user_id": "u", "days_requested": 240.0 })),
+        )
+        .await;
+    assert_eq!(status, 201, "{token}");
+    // (These reach Plaid, so they come after the footprint check.)
+    // A public token Plaid refuses is the client's mistake: 400 with Plaid's code, not a 502.
+    let (status, refused) = h
+        .call(
+            Method::POST,
+            "/api/v1/link/exchange",
+            Some(serde_json::json!({ "public_token": "not-a-public-token", "client_user_id": "u" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "plaid_error");
+    assert_eq!(refused["error"]["plaid_error_code"], "INVALID_PUBLIC_TOKEN");
     h.app.stop().await.unwrap();
 }
 
