@@ -223,6 +223,7 @@ async fn malformed_bodies_get_400_with_a_clear_message_and_change_nothing() {
     );
     assert_eq!(h.item(item_id).await["status"], "active");
 
+    // These reach Plaid, so they come after the footprint check.
     // Whole numbers written as JSON Schema allows (`240.0`) are taken, like `240`.
     let (status, token) = h
         .call(
@@ -232,7 +233,6 @@ async fn malformed_bodies_get_400_with_a_clear_message_and_change_nothing() {
         )
         .await;
     assert_eq!(status, 201, "{token}");
-    // (These reach Plaid, so they come after the footprint check.)
     // A public token Plaid refuses is the client's mistake: 400 with Plaid's code, not a 502.
     let (status, refused) = h
         .call(
