@@ -238,7 +238,9 @@ async fn malformed_bodies_get_400_with_a_clear_message_and_change_nothing() {
         .call(
             Method::POST,
             "/api/v1/link/exchange",
-            Some(serde_json::json!({ "public_token": "not-a-public-token", "client_user_id": "u" })),
+            Some(
+                serde_json::json!({ "public_token": "not-a-public-token", "client_user_id": "u" }),
+            ),
         )
         .await;
     assert_eq!(status, 400, "{refused}");

@@ -18,6 +18,7 @@ const DOMAIN_TABLES: &[&str] = &[
     "rate_limit_grants",
     "sync_runs",
     "transactions",
+    "webhook_keys",
     "webhook_spool",
 ];
 

@@ -511,12 +511,26 @@ async fn a_key_one_replica_learned_verifies_on_another_without_a_fetch() {
     let second = world.node(Role::Serve, &[]).await;
     let body = sync_webhook("item-shared-key");
     let header = world.sim().sign_webhook(&body);
-    assert_eq!(post(&first, Some(&header), body.clone()).await, StatusCode::OK);
-    assert_eq!(key_fetches(&first).await, 1, "the first replica fetched the key");
+    assert_eq!(
+        post(&first, Some(&header), body.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        key_fetches(&first).await,
+        1,
+        "the first replica fetched the key"
+    );
     // A second replica, new and cold, verifies with the key the first one shared.
     let header = world.sim().sign_webhook(&body);
-    assert_eq!(post(&second, Some(&header), body.clone()).await, StatusCode::OK);
-    assert_eq!(key_fetches(&second).await, 1, "no fetch on the second replica");
+    assert_eq!(
+        post(&second, Some(&header), body.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        key_fetches(&second).await,
+        1,
+        "no fetch on the second replica"
+    );
     first.stop().await.unwrap();
     second.stop().await.unwrap();
     world.finish().await;
