@@ -120,10 +120,59 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// A JSON body whose rejection is a 400 `bad_request` saying what is wrong with it.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body; anything else (another content type, invalid JSON, an array where the
+/// object belongs, a wrong field) is a 400 `bad_request` saying what is wrong with it.
 pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|essence| essence.trim().to_ascii_lowercase())
+            .is_some_and(|essence| {
+                essence == "application/json"
+                    || (essence.starts_with("application/") && essence.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::BadRequest(
+                "expected a JSON body (`Content-Type: application/json`)".into(),
+            ));
+        }
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| {
+                ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
+            })?;
+        json_object(&body).map(ApiJson)
+    }
+}
+
+/// Parses a JSON object: serde would also read a struct from an array (`["u"]`), which the
+/// OpenAPI document does not allow.
+fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "invalid request body: expected a JSON object".into(),
+        ));
+    }
+    // axum's decoder names the offending field (`update.x: invalid type …`).
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(value)| value)
+        .map_err(ApiError::from)
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
@@ -136,10 +185,7 @@ pub fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    // axum's decoder names the offending field (`update.x: invalid type …`).
-    axum::Json::<T>::from_bytes(body)
-        .map(|axum::Json(value)| value)
-        .map_err(ApiError::from)
+    json_object(body)
 }
 
 /// `Option<T>` from a JSON number that is a whole number, written `5` or `5.0`: JSON Schema's

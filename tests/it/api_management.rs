@@ -189,6 +189,19 @@ async fn malformed_bodies_get_400_with_a_clear_message_and_change_nothing() {
             "status",
         ),
         (Method::GET, "/api/v1/items?limit=0".into(), None, "limit"),
+        // serde would read a struct from an array; the document says object.
+        (
+            Method::POST,
+            "/api/v1/link/token".into(),
+            Some(r#"["u"]"#),
+            "JSON object",
+        ),
+        (
+            Method::POST,
+            "/api/v1/dead-letters/replay".into(),
+            Some("[]"),
+            "JSON object",
+        ),
     ];
     let before = footprint(&h).await;
     for (method, path, body, mentions) in cases {
