@@ -65,8 +65,7 @@ pub async fn list(
     State(state): State<ApiState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeadLetters>, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))?;
+    let Query(query) = query.map_err(super::query_rejection)?;
     let limit = super::checked_limit(query.limit, 20, MAX_BATCH)?;
     let channel = channel(&state).await?;
     let depth = deadletters::depth(&channel, state.publisher.topology())

@@ -60,8 +60,7 @@ pub async fn list(
     State(state): State<ApiState>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<ItemList>, ApiError> {
-    let Query(params) = params
-        .map_err(|error| ApiError::BadRequest(format!("invalid query: {}", error.body_text())))?;
+    let Query(params) = params.map_err(super::query_rejection)?;
     if let Some(status) = &params.status {
         if ItemStatus::parse(status).is_none() {
             return Err(ApiError::BadRequest(format!(

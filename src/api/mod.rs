@@ -180,6 +180,11 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// A query string that did not parse, as the client sees it: a 400 that says why.
+pub fn query_rejection(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::BadRequest(format!("invalid query: {}", rejection.body_text()))
+}
+
 /// Parses an optional JSON body: empty means `T::default()`.
 pub fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -23,7 +23,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Broker, Publisher};
+use super::{Broker, Publisher, Topology};
 use crate::telemetry::names;
 
 /// Header carrying how many times a message has been retried through the delay queues.
@@ -69,6 +69,18 @@ pub struct ConsumerSpec {
     pub prefetch: u16,
     /// Delay queues in backoff order (from `Topology::retry_queues`).
     pub retry_queues: Vec<String>,
+}
+
+impl ConsumerSpec {
+    /// Consume `queue` of `topology` with its delay queues.
+    pub fn new(name: &'static str, topology: &Topology, queue: String, prefetch: u16) -> Self {
+        Self {
+            name,
+            retry_queues: topology.retry_queues(&queue),
+            queue,
+            prefetch,
+        }
+    }
 }
 
 /// Consumes `spec.queue` until `shutdown`, running `handler` on up to `prefetch` messages at

@@ -42,14 +42,13 @@ impl ItemsConsumer {
         prefetch: u16,
         shutdown: CancellationToken,
     ) {
-        let topology = publisher.topology();
-        let queue = topology.items_queue();
-        let spec = ConsumerSpec {
-            name: "items",
-            retry_queues: topology.retry_queues(&queue),
+        let queue = publisher.topology().items_queue();
+        let spec = ConsumerSpec::new(
+            "items",
+            publisher.topology(),
             queue,
-            prefetch: ITEMS_PREFETCH.min(prefetch),
-        };
+            ITEMS_PREFETCH.min(prefetch),
+        );
         let consumer = Arc::new(self);
         consumer::run(
             broker,
@@ -83,8 +82,8 @@ impl ItemsConsumer {
             return Outcome::Ack;
         };
         let db = &self.reconciler.db;
-        let item_id = match rows::id_for_plaid_item(db, plaid_item_id).await {
-            Ok(Some(id)) => id,
+        let item_id = match rows::find_by_plaid_id(db, plaid_item_id).await {
+            Ok(Some(item)) => item.id,
             Ok(None) => {
                 // Plaid may speak of an Item before its exchange is stored, or of one removed
                 // long ago; there is nothing of ours to move.

@@ -84,19 +84,6 @@ pub async fn link(
     Ok(row.id)
 }
 
-/// Our id of the Item Plaid calls `plaid_item_id`.
-pub async fn id_for_plaid_item(
-    db: &PgPool,
-    plaid_item_id: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "select id from items where plaid_item_id = $1",
-        plaid_item_id
-    )
-    .fetch_optional(db)
-    .await
-}
-
 /// Opens the Item's access token, on `conn`: a caller that already holds a connection (the sync
 /// worker's lock) never waits for a second one from the same pool.
 pub async fn credentials(

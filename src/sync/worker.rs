@@ -56,14 +56,8 @@ pub fn spawn(
     tasks: &TaskTracker,
 ) {
     let shutdown = worker.shutdown.clone();
-    let topology = publisher.topology();
-    let queue = topology.sync_queue();
-    let spec = ConsumerSpec {
-        name: "sync",
-        retry_queues: topology.retry_queues(&queue),
-        queue,
-        prefetch,
-    };
+    let queue = publisher.topology().sync_queue();
+    let spec = ConsumerSpec::new("sync", publisher.topology(), queue, prefetch);
     let worker = Arc::new(worker);
     tasks.spawn(consumer::run(
         broker,
