@@ -21,9 +21,7 @@ use crate::error::ApiError;
 use crate::items::accounts::{self, BalancesAt};
 use crate::items::{rows, ItemStatus};
 use crate::messages::SyncTrigger;
-use crate::plaid::{
-    AccessTokenRequest, AccountsGetRequest, AccountsGetResponse, RequestIdResponse,
-};
+use crate::plaid::{AccessTokenRequest, AccountsGetRequest, AccountsPage, RequestIdResponse};
 
 #[derive(Debug, Serialize)]
 pub struct BalancesRefreshed {
@@ -55,7 +53,7 @@ pub async fn refresh_balances(
         access_token,
         options: None,
     };
-    let response: AccountsGetResponse = match state
+    let response: AccountsPage = match state
         .plaid
         .call_with_timeout(
             "/accounts/balance/get",

@@ -2,14 +2,15 @@
 //!
 //! Written from two places, through the one upsert here: every sync (accounts come with
 //! `/transactions/sync`) and an on-demand balance refresh (`/accounts/balance/get`). An account
-//! id belongs to one Item for ever: a row of another Item is never overwritten.
+//! id belongs to one Item for ever: a row of another Item is never overwritten. Each row keeps
+//! the account exactly as Plaid sent it (`raw`) beside the typed columns plaidhook reads.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::plaid::AccountBase;
+use crate::plaid::{AccountBase, Raw};
 
 /// Which time the stored balances carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub enum BalancesAt {
 pub async fn upsert(
     conn: &mut PgConnection,
     item_id: Uuid,
-    accounts: &[AccountBase],
+    accounts: &[Raw<AccountBase>],
     balances_at: BalancesAt,
 ) -> Result<(), sqlx::Error> {
     if accounts.is_empty() {
@@ -63,17 +64,19 @@ pub async fn upsert(
             BalancesAt::Now => None,
         })
         .collect();
+    let raw: Vec<&str> = accounts.iter().map(|a| a.json().get()).collect();
     sqlx::query!(
         r#"insert into accounts (account_id, item_id, name, official_name, mask, type, subtype,
                 balance_available, balance_current, balance_limit, iso_currency_code,
-                unofficial_currency_code, balances_updated_at)
+                unofficial_currency_code, balances_updated_at, raw)
            select a.account_id, $1, a.name, a.official_name, a.mask, a.type, a.subtype,
-                  a.available, a.current, a.lim, a.iso, a.unofficial, coalesce(a.updated, now())
+                  a.available, a.current, a.lim, a.iso, a.unofficial, coalesce(a.updated, now()),
+                  a.raw::jsonb
            from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                        $8::numeric[], $9::numeric[], $10::numeric[], $11::text[], $12::text[],
-                       $13::timestamptz[])
+                       $13::timestamptz[], $14::text[])
                 as a(account_id, name, official_name, mask, type, subtype, available, current, lim,
-                     iso, unofficial, updated)
+                     iso, unofficial, updated, raw)
            on conflict (account_id) do update set
                 name = excluded.name,
                 official_name = excluded.official_name,
@@ -85,7 +88,8 @@ pub async fn upsert(
                 balance_limit = excluded.balance_limit,
                 iso_currency_code = excluded.iso_currency_code,
                 unofficial_currency_code = excluded.unofficial_currency_code,
-                balances_updated_at = excluded.balances_updated_at
+                balances_updated_at = excluded.balances_updated_at,
+                raw = excluded.raw
            where accounts.item_id = excluded.item_id"#,
         item_id,
         &ids,
@@ -100,6 +104,7 @@ pub async fn upsert(
         &iso as &[Option<String>],
         &unofficial as &[Option<String>],
         &updated as &[Option<DateTime<Utc>>],
+        &raw as &[&str],
     )
     .execute(conn)
     .await?;

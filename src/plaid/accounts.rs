@@ -4,6 +4,7 @@
 use super::enums::{AccountSubtype, AccountType};
 use super::ids::AccountId;
 use super::item::Item;
+use super::raw::Raw;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -46,5 +47,12 @@ pub struct AccountBase {
 pub struct AccountsGetResponse {
     pub accounts: Vec<AccountBase>,
     pub item: Item,
+    pub request_id: String,
+}
+
+/// `/accounts/balance/get` as plaidhook reads it: every account kept as Plaid sent it.
+#[derive(Debug, Deserialize)]
+pub struct AccountsPage {
+    pub accounts: Vec<Raw<AccountBase>>,
     pub request_id: String,
 }

@@ -23,7 +23,7 @@ pub mod requests;
 pub mod transactions;
 pub mod webhooks;
 
-pub use accounts::{AccountBalance, AccountBase, AccountsGetResponse};
+pub use accounts::{AccountBalance, AccountBase, AccountsGetResponse, AccountsPage};
 pub use enums::{
     AccountSubtype, AccountType, Environment, ErrorCode, ErrorType, PaymentChannel, Product,
     TransactionsUpdateStatus, WebhookCode, WebhookType,

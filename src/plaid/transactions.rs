@@ -152,12 +152,12 @@ pub struct TransactionsSyncResponse {
     pub request_id: String,
 }
 
-/// `/transactions/sync` as plaidhook reads it: every transaction kept as Plaid sent it
+/// `/transactions/sync` as plaidhook reads it: every transaction and account kept as Plaid sent it
 /// ([`Raw`]), so what is stored and emitted is Plaid's object, unknown fields and all.
 #[derive(Debug, Deserialize)]
 pub struct TransactionsSyncPage {
     pub transactions_update_status: TransactionsUpdateStatus,
-    pub accounts: Vec<AccountBase>,
+    pub accounts: Vec<Raw<AccountBase>>,
     pub added: Vec<Raw<Transaction>>,
     pub modified: Vec<Raw<Transaction>>,
     pub removed: Vec<RemovedTransaction>,

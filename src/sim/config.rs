@@ -51,6 +51,9 @@ pub struct SimConfig {
     /// Fields added to every transaction in `/transactions/sync` answers, as Plaid adds fields
     /// to its objects without notice: for proving that clients keep what they do not model.
     pub transaction_extra_fields: serde_json::Map<String, serde_json::Value>,
+    /// Fields added to every account in `/transactions/sync`, `/accounts/get` and
+    /// `/accounts/balance/get` answers, for the same reason.
+    pub account_extra_fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for SimConfig {
@@ -75,6 +78,7 @@ impl Default for SimConfig {
             balance_limit_per_item_per_minute: 5,
             balance_limit_per_client_per_minute: 1_200,
             transaction_extra_fields: serde_json::Map::new(),
+            account_extra_fields: serde_json::Map::new(),
         }
     }
 }

@@ -199,3 +199,22 @@ pub fn item(record: &super::state::ItemRecord) -> crate::plaid::Item {
         update_type: "background".to_owned(),
     }
 }
+
+/// Adds `fields` to every object in the arrays `lists` of `response`: Plaid adds fields to its
+/// objects without notice, and clients must keep what they do not model.
+pub fn add_fields(
+    response: &mut serde_json::Value,
+    lists: &[&str],
+    fields: &serde_json::Map<String, serde_json::Value>,
+) {
+    if fields.is_empty() {
+        return;
+    }
+    for list in lists {
+        for object in response[*list].as_array_mut().into_iter().flatten() {
+            if let Some(object) = object.as_object_mut() {
+                object.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+    }
+}

@@ -82,7 +82,7 @@ impl Changes {
 pub struct Fetched {
     pub changes: Changes,
     /// Accounts and balances as of the last page.
-    pub accounts: Vec<AccountBase>,
+    pub accounts: Vec<Raw<AccountBase>>,
     /// The cursor to store; `None` while Plaid has no data yet (it answers `""`).
     pub next_cursor: Option<String>,
 }

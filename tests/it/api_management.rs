@@ -395,6 +395,13 @@ async fn items_are_listed_by_status_and_read_with_accounts_balances_and_history(
         .await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
 
+    // A field Plaid adds to its accounts one day is kept by a balance refresh too.
+    h.app.sim().update_config(|c| {
+        c.account_extra_fields = serde_json::json!({"balance_field_of_tomorrow": "x"})
+            .as_object()
+            .unwrap()
+            .clone();
+    });
     let (status, balances) = h
         .call(
             Method::POST,
@@ -403,6 +410,18 @@ async fn items_are_listed_by_status_and_read_with_accounts_balances_and_history(
         )
         .await;
     assert_eq!(status, 200, "{balances}");
+    let kept: Vec<Option<String>> = sqlx::query_scalar(
+        "select raw->>'balance_field_of_tomorrow' from accounts a
+           join items i on i.id = a.item_id where i.id = $1",
+    )
+    .bind(healthy)
+    .fetch_all(&h.app.db)
+    .await
+    .unwrap();
+    assert!(
+        !kept.is_empty() && kept.iter().all(|v| v.as_deref() == Some("x")),
+        "{kept:?}"
+    );
     let accounts = balances["accounts"].as_array().unwrap();
     assert!(!accounts.is_empty());
     assert!(

@@ -317,6 +317,10 @@ async fn fields_plaidhook_has_never_heard_of_survive_in_the_row_and_in_the_event
             "a_null_plaid_sends": null,
         });
         c.transaction_extra_fields = extra.as_object().unwrap().clone();
+        c.account_extra_fields = serde_json::json!({"an_account_field_of_tomorrow": 0.75})
+            .as_object()
+            .unwrap()
+            .clone();
     });
     let node = world.node(Role::All, &[]).await;
     // A subscriber of plaid.events.
@@ -346,6 +350,19 @@ async fn fields_plaidhook_has_never_heard_of_survive_in_the_row_and_in_the_event
             "{raw}"
         );
         assert!(raw.contains(r#""a_null_plaid_sends": null"#), "{raw}");
+    }
+    let accounts: Vec<String> =
+        sqlx::query_scalar("select raw::text from accounts where item_id = $1")
+            .bind(item.id)
+            .fetch_all(&world.db)
+            .await
+            .unwrap();
+    assert!(!accounts.is_empty());
+    for raw in &accounts {
+        assert!(
+            raw.contains(r#""an_account_field_of_tomorrow": 0.75"#),
+            "accounts are kept whole: {raw}"
+        );
     }
     let event = world
         .eventually(WITHIN, || async {

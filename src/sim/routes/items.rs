@@ -121,19 +121,31 @@ fn accounts(
     })
 }
 
+/// An accounts answer with the configured extra fields in every account.
+fn with_extra_fields(state: &SimState, response: AccountsGetResponse) -> serde_json::Value {
+    let mut value = serde_json::to_value(response).expect("a response serialises");
+    render::add_fields(
+        &mut value,
+        &["accounts"],
+        &state.config.account_extra_fields,
+    );
+    value
+}
+
 pub fn accounts_get(
     state: &mut SimState,
     req: AccountsGetRequest,
     request_id: &str,
-) -> Result<AccountsGetResponse, PlaidError> {
-    accounts(state, &req, request_id)
+) -> Result<serde_json::Value, PlaidError> {
+    let response = accounts(state, &req, request_id)?;
+    Ok(with_extra_fields(state, response))
 }
 
 pub fn accounts_balance_get(
     state: &mut SimState,
     req: AccountsGetRequest,
     request_id: &str,
-) -> Result<AccountsGetResponse, PlaidError> {
+) -> Result<serde_json::Value, PlaidError> {
     let item_id = state
         .healthy_item_by_token(req.access_token.expose_secret())?
         .item_id
@@ -151,5 +163,5 @@ pub fn accounts_balance_get(
     for account in &mut response.accounts {
         account.balances.last_updated_datetime = Some(now);
     }
-    Ok(response)
+    Ok(with_extra_fields(state, response))
 }

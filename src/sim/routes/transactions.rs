@@ -11,7 +11,7 @@ use crate::sim::render;
 use crate::sim::state::SimState;
 use crate::sim::sync::{self, ChangeKind, SyncCursor, SyncRefusal};
 
-/// `/transactions/sync`, with the configured extra fields in every transaction.
+/// `/transactions/sync`, with the configured extra fields in every transaction and account.
 pub fn transactions_sync(
     state: &mut SimState,
     req: TransactionsSyncRequest,
@@ -19,16 +19,13 @@ pub fn transactions_sync(
 ) -> Result<serde_json::Value, PlaidError> {
     let response = sync_response(state, req, request_id)?;
     let mut value = serde_json::to_value(response).expect("a response serialises");
-    let extra = &state.config.transaction_extra_fields;
-    if !extra.is_empty() {
-        for list in ["added", "modified"] {
-            for transaction in value[list].as_array_mut().into_iter().flatten() {
-                if let Some(object) = transaction.as_object_mut() {
-                    object.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-            }
-        }
-    }
+    let config = &state.config;
+    render::add_fields(
+        &mut value,
+        &["added", "modified"],
+        &config.transaction_extra_fields,
+    );
+    render::add_fields(&mut value, &["accounts"], &config.account_extra_fields);
     Ok(value)
 }
 
