@@ -41,6 +41,7 @@ use crate::sim::{Sim, SimHandle, Simulator};
 use crate::store::api_calls::PgCallRecorder;
 use crate::sync::worker::SyncWorker;
 use crate::webhook::keys::KeyCache;
+use crate::webhook::source::SourcePolicy;
 use crate::webhook::spool::Spool;
 use crate::webhook::{Ingress, Verifier};
 
@@ -381,6 +382,10 @@ fn public_router(state: &Parts, spool: Arc<Spool>) -> Router {
         spool,
         max_body_bytes: settings.webhook.max_body_bytes,
         environment: settings.plaid.environment.as_str().to_owned(),
+        sources: SourcePolicy::new(
+            settings.webhook.allowed_sources.clone(),
+            settings.webhook.trusted_proxies.clone(),
+        ),
     });
     Router::new()
         .route("/webhooks/plaid", post(crate::webhook::ingress::receive))
@@ -437,6 +442,8 @@ async fn serve(
 ) {
     let addr = listener.local_addr().ok();
     tracing::info!(listener = name, addr = ?addr, "listening");
+    // The peer address is the webhook's source (see `webhook::source`).
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

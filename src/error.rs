@@ -17,6 +17,10 @@ pub enum ApiError {
     /// The request is malformed; the message says what to fix.
     #[error("{0}")]
     BadRequest(String),
+    /// The caller may not make this request from where it is (e.g. a webhook source outside
+    /// `webhook.allowed_sources`).
+    #[error("forbidden")]
+    Forbidden,
     #[error("not found")]
     NotFound,
     #[error("request body too large")]
@@ -48,6 +52,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => "unauthorized",
             Self::BadRequest(_) => "bad_request",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Conflict(_) => "conflict",
@@ -62,6 +67,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) => StatusCode::CONFLICT,

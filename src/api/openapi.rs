@@ -214,7 +214,7 @@ fn schemas(item_statuses: Value) -> Value {
     let mut schemas = json!({
         "Error": { "type": "object", "required": ["error"], "properties": { "error": {
             "type": "object", "required": ["code", "message"], "properties": {
-                "code": { "type": "string", "enum": ["unauthorized", "bad_request", "not_found",
+                "code": { "type": "string", "enum": ["unauthorized", "bad_request", "forbidden", "not_found",
                           "conflict", "rate_limited", "plaid_error", "payload_too_large",
                           "unavailable", "internal"] },
                 "message": { "type": "string" },

@@ -9,8 +9,10 @@
 //! - `service`: listeners, database, RabbitMQ, the webhook ingress, the token keys.
 //! - `plaid`: which Plaid, its credentials and timeouts, Link, the built-in simulator.
 //! - `workers`: sync, alert delivery, the scheduler, the management API.
+//! - `networks`: IP networks (`webhook.allowed_sources`, `webhook.trusted_proxies`).
 
 mod duration;
+mod networks;
 mod plaid;
 mod service;
 mod workers;
@@ -20,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Deserialize;
 
+pub use self::networks::PLAID_WEBHOOK_SOURCES;
 pub use self::plaid::{LinkSettings, PlaidEnvironment, PlaidSettings, SimSettings};
 pub use self::service::{
     DatabaseSettings, ListenerSettings, RabbitMqSettings, TokenSettings, WebhookSettings,

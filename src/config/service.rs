@@ -9,7 +9,7 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{duration, fail};
+use super::{duration, fail, networks};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ListenerSettings {
@@ -114,6 +114,14 @@ pub struct WebhookSettings {
     #[serde(rename = "future_skew_secs", deserialize_with = "duration::secs")]
     pub future_skew: Duration,
     pub spool_ready_max: i64,
+    /// Where webhooks may come from; empty accepts any source (the signature is the proof
+    /// either way). `plaid` stands for Plaid's published addresses.
+    #[serde(deserialize_with = "networks::list")]
+    pub allowed_sources: Vec<ipnet::IpNet>,
+    /// Proxies in front of the ingress whose `X-Forwarded-For` is believed; the source of a
+    /// webhook is the nearest address in that chain that is not one of them.
+    #[serde(deserialize_with = "networks::list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl WebhookSettings {

@@ -5,22 +5,25 @@
 //! | 200 | verified and durable: confirmed by the broker, or committed to the spool |
 //! | 400 | verified, but the body is not JSON or not a Plaid webhook |
 //! | 401 | verification failed (the body says nothing about why) |
+//! | 403 | the source is not in `webhook.allowed_sources` (refused before the body is read) |
 //! | 413 | body over `webhook.max_body_bytes`, refused before it is read in full |
 //! | 503 | nothing durable (broker and database both failing), or the key could not be checked |
 //!
 //! Plaid retries anything but a 200, so a 503 is never a loss.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::source::SourcePolicy;
 use super::spool::Spool;
 use super::verify::{Rejection, VerifiedWebhook, Verifier};
 use crate::broker::Publisher;
@@ -36,15 +39,19 @@ pub struct Ingress {
     pub max_body_bytes: usize,
     /// Used when a webhook body has no `environment`.
     pub environment: String,
+    /// Which sources may send webhooks, and which proxies' `X-Forwarded-For` is believed.
+    pub sources: SourcePolicy,
 }
 
-pub async fn receive(
-    State(ingress): State<Arc<Ingress>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn receive(State(ingress): State<Arc<Ingress>>, request: Request) -> Response {
     let started = Instant::now();
-    let (outcome, response) = match handle(&ingress, &headers, body).await {
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let source = ingress.sources.source(peer, &parts.headers);
+    let (outcome, response) = match handle(&ingress, &parts.headers, body, source).await {
         Ok(path) => (
             path,
             (StatusCode::OK, Json(json!({ "status": "accepted" }))).into_response(),
@@ -58,6 +65,7 @@ pub async fn receive(
 
 /// How a request failed; each maps to one status and one metric outcome.
 enum Failure {
+    ForbiddenSource,
     TooLarge,
     Rejected(Rejection),
     NotDurable,
@@ -66,6 +74,7 @@ enum Failure {
 impl Failure {
     fn outcome(&self) -> &'static str {
         match self {
+            Failure::ForbiddenSource => "forbidden",
             Failure::TooLarge => "too_large",
             Failure::Rejected(Rejection::NotJson | Rejection::NotAWebhook) => "bad_request",
             Failure::Rejected(Rejection::KeyUnavailable(_)) => "unavailable",
@@ -76,6 +85,7 @@ impl Failure {
 
     fn into_response(self) -> Response {
         let error = match self {
+            Failure::ForbiddenSource => ApiError::Forbidden,
             Failure::TooLarge => ApiError::PayloadTooLarge,
             Failure::Rejected(rejection @ (Rejection::NotJson | Rejection::NotAWebhook)) => {
                 ApiError::BadRequest(rejection.to_string())
@@ -96,7 +106,13 @@ async fn handle(
     ingress: &Ingress,
     headers: &HeaderMap,
     body: Body,
+    source: Option<IpAddr>,
 ) -> Result<&'static str, Failure> {
+    if !ingress.sources.allows(source) {
+        tracing::warn!(webhook.source = ?source, "webhook from a source not allowed");
+        count("forbidden", "source_not_allowed", None);
+        return Err(Failure::ForbiddenSource);
+    }
     let declared_length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -119,7 +135,7 @@ async fn handle(
     let verify_started = Instant::now();
     let verified = ingress
         .verifier
-        .verify(verification, body, chrono::Utc::now().timestamp())
+        .verify(verification, body, chrono::Utc::now().timestamp(), source)
         .await;
     metrics::histogram!(names::WEBHOOK_VERIFY_DURATION)
         .record(verify_started.elapsed().as_secs_f64());

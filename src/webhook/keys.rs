@@ -16,9 +16,12 @@
 //! at it finds the key cached when it gets through. Misses for different kids do not wait for
 //! each other. Two protections keep forged traffic from turning into traffic to Plaid: kids
 //! Plaid rejected are remembered for a while, and fetches for unknown kids have a budget per
-//! minute.
+//! minute, for the process and for each source address (see `source`). A forger spends its
+//! own source's share: a key Plaid rotates in is still learned from Plaid's webhooks. Against
+//! forgers on many addresses, `webhook.allowed_sources` refuses them before any lookup.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,8 +39,12 @@ use crate::telemetry::names;
 const UNKNOWN_KID_TTL: Duration = Duration::from_secs(600);
 /// Remembered unknown kids, at most; the list is cleared when it fills (a flood of random kids).
 const UNKNOWN_KID_CAPACITY: usize = 10_000;
-/// Key fetches for kids not in the cache, per window.
-const FETCH_BUDGET: u32 = 20;
+/// Key fetches for kids not in the cache, per window, for the whole process.
+const FETCH_BUDGET: u32 = 60;
+/// Of those, at most this many for one source address.
+const SOURCE_FETCH_BUDGET: u32 = 10;
+/// Sources counted per window, at most; beyond it a new source gets no fetch in that window.
+const SOURCE_CAPACITY: usize = 10_000;
 const FETCH_WINDOW: Duration = Duration::from_secs(60);
 /// A look-up in the shared keys runs inside a webhook request too: never wait long for it.
 const SHARED_LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
@@ -79,6 +86,8 @@ struct FetchState {
     unknown: HashMap<String, Instant>,
     window_started: Instant,
     fetches_in_window: u32,
+    /// Fetches in this window by source (`None`: the source is not known).
+    by_source: HashMap<Option<IpAddr>, u32>,
 }
 
 impl FetchState {
@@ -100,14 +109,25 @@ impl FetchState {
         self.unknown.insert(kid.to_owned(), Instant::now());
     }
 
-    fn take_budget(&mut self) -> bool {
+    fn take_budget(&mut self, source: Option<IpAddr>) -> bool {
         if self.window_started.elapsed() >= FETCH_WINDOW {
             self.window_started = Instant::now();
             self.fetches_in_window = 0;
+            self.by_source.clear();
         }
         if self.fetches_in_window >= FETCH_BUDGET {
             return false;
         }
+        let known_sources = self.by_source.len();
+        let spent = match self.by_source.get_mut(&source) {
+            Some(spent) => spent,
+            None if known_sources >= SOURCE_CAPACITY => return false,
+            None => self.by_source.entry(source).or_default(),
+        };
+        if *spent >= SOURCE_FETCH_BUDGET {
+            return false;
+        }
+        *spent += 1;
         self.fetches_in_window += 1;
         true
     }
@@ -124,6 +144,7 @@ impl KeyCache {
                 unknown: HashMap::new(),
                 window_started: Instant::now(),
                 fetches_in_window: 0,
+                by_source: HashMap::new(),
             }),
         }
     }
@@ -132,8 +153,8 @@ impl KeyCache {
         self.keys.read().expect("key cache lock").get(kid).cloned()
     }
 
-    /// The key for `kid`, from the cache or from Plaid.
-    pub async fn get(&self, kid: &str) -> Result<Arc<CachedKey>, KeyError> {
+    /// The key for `kid`, from the cache or from Plaid; a fetch is charged to `source`.
+    pub async fn get(&self, kid: &str, source: Option<IpAddr>) -> Result<Arc<CachedKey>, KeyError> {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
@@ -145,14 +166,18 @@ impl KeyCache {
             .or_default()
             .clone();
         let _through = gate.lock().await;
-        let result = self.fetch_through_gate(kid).await;
+        let result = self.fetch_through_gate(kid, source).await;
         // Whoever waited at this gate has seen the outcome (cached key or remembered unknown
         // kid); a later miss makes a new gate.
         self.gates.lock().expect("key gates lock").remove(kid);
         result
     }
 
-    async fn fetch_through_gate(&self, kid: &str) -> Result<Arc<CachedKey>, KeyError> {
+    async fn fetch_through_gate(
+        &self,
+        kid: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Arc<CachedKey>, KeyError> {
         // Another request may have fetched it while this one waited at the gate.
         if let Some(key) = self.cached(kid) {
             return Ok(key);
@@ -172,7 +197,7 @@ impl KeyCache {
         }
         {
             let mut state = self.fetch.lock().expect("key fetch state lock");
-            if !state.take_budget() {
+            if !state.take_budget(source) {
                 metrics::counter!(names::WEBHOOK_KEY_FETCHES, "outcome" => "budget_exhausted")
                     .increment(1);
                 return Err(KeyError::Unavailable("key fetch budget exhausted".into()));

@@ -11,6 +11,7 @@
 //!
 //! The result, [`VerifiedWebhook`], can only be built here: holding one is proof of all seven.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -165,12 +166,14 @@ impl Verifier {
         }
     }
 
-    /// Verifies `body` against the `Plaid-Verification` header value at time `now` (Unix s).
+    /// Verifies `body` against the `Plaid-Verification` header value at time `now` (Unix s);
+    /// `source` is where it came from (it pays for a key fetch).
     pub async fn verify(
         &self,
         header: Option<&str>,
         body: Bytes,
         now: i64,
+        source: Option<IpAddr>,
     ) -> Result<VerifiedWebhook, Rejection> {
         let token = header
             .map(str::trim)
@@ -197,11 +200,15 @@ impl Verifier {
             return Err(Rejection::MalformedKeyId);
         }
 
-        let key = self.keys.get(&kid).await.map_err(|error| match error {
-            KeyError::Unknown => Rejection::UnknownKey,
-            KeyError::Unusable(_) => Rejection::UnusableKey,
-            KeyError::Unavailable(why) => Rejection::KeyUnavailable(why),
-        })?;
+        let key = self
+            .keys
+            .get(&kid, source)
+            .await
+            .map_err(|error| match error {
+                KeyError::Unknown => Rejection::UnknownKey,
+                KeyError::Unusable(_) => Rejection::UnusableKey,
+                KeyError::Unavailable(why) => Rejection::KeyUnavailable(why),
+            })?;
         if key.expired_at.is_some() {
             return Err(Rejection::ExpiredKey);
         }
