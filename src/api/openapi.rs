@@ -92,6 +92,27 @@ fn with_operation_ids_and_links(mut document: Value) -> Value {
     );
     paths["/api/v1/items"]["get"]["responses"]["200"]["links"] =
         links("$response.body#/items/0/id");
+    // From one Item operation to the others: what answers with the Item answers with its id.
+    for (path, methods) in paths.as_object_mut().expect("paths") {
+        if !path.contains("{item_id}") {
+            continue;
+        }
+        for operation in methods.as_object_mut().expect("methods").values_mut() {
+            let responses = operation["responses"].as_object_mut().expect("responses");
+            for (status, response) in responses.iter_mut() {
+                if !status.starts_with('2') {
+                    continue;
+                }
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                let expression = if schema == "#/components/schemas/Item" {
+                    "$response.body#/id"
+                } else {
+                    "$response.body#/item_id"
+                };
+                response["links"] = links(expression);
+            }
+        }
+    }
     document
 }
 
@@ -122,6 +143,14 @@ fn paths_and_schemas() -> Value {
     );
     sync["responses"]["429"] =
         error_response("Too soon after the last manual sync (`rate_limited`)");
+    let mut balances = operation(
+        "Fetch real-time balances (/accounts/balance/get; can take 30 s or more)",
+        ("200", ok("Accounts with fresh balances", "Balances")),
+        None,
+        true,
+    );
+    balances["responses"]["429"] =
+        error_response("Plaid's balance rate limit for the Item or the client (`rate_limited`)");
     let remove = operation(
         "Remove the Item (/item/remove); its status becomes removed",
         ("200", ok("The removed Item", "Item")),
@@ -158,9 +187,7 @@ fn paths_and_schemas() -> Value {
             "/api/v1/items/{item_id}/link-success": { "post": operation(
                 "Report that the user finished Link in update mode: reconciled with /item/get; a healthy Item becomes active, its alert resolves and it syncs",
                 ("200", ok("The outcome", "LinkSuccessResult")), Some(body("LinkSuccess", false)), true) },
-            "/api/v1/items/{item_id}/balances/refresh": { "post": operation(
-                "Fetch real-time balances (/accounts/balance/get; can take 30 s or more)",
-                ("200", ok("Accounts with fresh balances", "Balances")), None, true) },
+            "/api/v1/items/{item_id}/balances/refresh": { "post": balances },
             "/api/v1/items/{item_id}/sync": { "post": sync },
             "/api/v1/dead-letters": { "get": {
                 "summary": "Messages parked in plaidhook.dead (they stay parked)",
@@ -224,7 +251,7 @@ fn schemas(item_statuses: Value) -> Value {
                             "days_requested": { "type": ["integer", "null"], "minimum": 1, "maximum": 730 },
                             "redirect_uri": { "type": ["string", "null"] } } },
         "UpdateLinkToken": { "type": "object", "additionalProperties": false,
-            "properties": { "account_selection_enabled": { "type": "boolean" } } },
+            "properties": { "account_selection_enabled": { "type": ["boolean", "null"] } } },
         "LinkToken": { "type": "object", "properties": {
             "link_token": { "type": "string" }, "expiration": time,
             "mode": { "enum": ["new_item", "update"] }, "item_id": { "type": "string", "format": "uuid" },
@@ -235,13 +262,14 @@ fn schemas(item_statuses: Value) -> Value {
             "item_id": { "type": "string", "format": "uuid" }, "plaid_item_id": { "type": "string" },
             "status": { "type": "string" }, "first_sync_requested": { "type": "boolean" } } },
         "LinkSuccess": { "type": "object", "additionalProperties": false,
-            "properties": { "link_session_id": { "type": "string" } } },
+            "properties": { "link_session_id": { "type": ["string", "null"] } } },
         "LinkSuccessResult": { "type": "object", "properties": {
             "item_id": { "type": "string", "format": "uuid" },
             "previous_status": { "enum": item_statuses.clone() }, "status": { "enum": item_statuses.clone() },
             "sync_requested": { "type": "boolean" } } },
         "RemoveRequest": { "type": "object", "additionalProperties": false, "properties": {
-            "reason_code": { "type": "string" }, "reason_note": { "type": "string", "maxLength": 512 } } },
+            "reason_code": { "type": ["string", "null"] },
+            "reason_note": { "type": ["string", "null"], "maxLength": 512 } } },
         "SyncRequested": { "type": "object", "properties": {
             "item_id": { "type": "string", "format": "uuid" }, "sync_requested": { "type": "boolean" } } },
         "Item": { "type": "object", "properties": {

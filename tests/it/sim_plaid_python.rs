@@ -1,25 +1,23 @@
 //! Plaid's official Python client (`plaid-python` from PyPI), pointed at the simulator, runs
 //! link → exchange → sync → reset_login unchanged. Skipped, saying so, when the `plaid`
-//! module is not installed (`python3 -m pip install plaid-python`).
+//! module is not installed (`python3 -m pip install plaid-python`), except in CI (see
+//! `helpers::tools`).
 
 use crate::helpers::sim as support;
+use crate::helpers::tools;
 
 use std::path::Path;
 use std::process::Command;
 use support::{start, test_config};
 
-fn plaid_python_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import plaid"])
-        .output()
-        .is_ok_and(|output| output.status.success())
-}
-
 #[tokio::test]
 async fn the_official_plaid_python_client_runs_link_exchange_sync_and_reset_login_against_the_simulator(
 ) {
-    if !plaid_python_available() {
-        eprintln!("SKIPPED: python3 cannot import `plaid`; install it with `python3 -m pip install plaid-python`");
+    if !tools::available(
+        "python3",
+        &["-c", "import plaid"],
+        "python3 -m pip install plaid-python==46.0.0",
+    ) {
         return;
     }
     let handle = start(test_config()).await;
