@@ -92,6 +92,9 @@ pub struct Application {
     internal: TcpListener,
     sim: Option<SimHandle>,
     shutdown: CancellationToken,
+    /// Ends the broker connection's background task; cancelled only after every task that
+    /// acks or publishes has finished (see `run_until_stopped`).
+    broker_stop: CancellationToken,
 }
 
 impl Application {
@@ -142,10 +145,13 @@ impl Application {
             }
         };
 
+        // Not a child of `shutdown`: the connection outlives the consumers, whose in-flight
+        // messages still settle (acks, retry copies) while the process stops.
+        let broker_stop = CancellationToken::new();
         let broker = Broker::start(
             settings.rabbitmq.url.clone(),
             "plaidhook",
-            shutdown.child_token(),
+            broker_stop.clone(),
         );
 
         let topology = Topology::new(
@@ -186,6 +192,7 @@ impl Application {
             internal,
             sim,
             shutdown,
+            broker_stop,
         })
     }
 
@@ -260,6 +267,7 @@ impl Application {
             internal,
             sim,
             shutdown,
+            broker_stop,
         } = self;
         let tasks = TaskTracker::new();
 
@@ -284,6 +292,9 @@ impl Application {
         shutdown.cancelled().await;
         tracing::info!("shutting down: draining in-flight work");
         tasks.wait().await;
+        // Every ack and publish is done: now the connection may go.
+        state.broker.close().await;
+        broker_stop.cancel();
         if let Some(sim) = sim {
             sim.shutdown().await;
         }

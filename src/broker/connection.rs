@@ -126,6 +126,19 @@ impl Broker {
         });
     }
 
+    /// Closes the connection. Called once everything that acks or publishes has stopped: a
+    /// consumer's last acks and retry copies go out on it.
+    pub async fn close(&self) {
+        if let Some(connection) = self.inner.connection.send_replace(None) {
+            if let Err(error) = connection
+                .close(200, "plaidhook shutting down".into())
+                .await
+            {
+                tracing::debug!(error = %error, "RabbitMQ connection already closed");
+            }
+        }
+    }
+
     /// The connection, if one has been established (it may be recovering).
     pub fn connection(&self) -> Option<Arc<Connection>> {
         self.inner.connection.borrow().clone()

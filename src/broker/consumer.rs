@@ -6,11 +6,20 @@
 //! - `Retry`: a transient failure (rate limit, Plaid 5xx, timeout). A copy goes to the delay
 //!   queue of the next backoff step, which dead-letters it back after its TTL, and the original
 //!   is acked once the copy is confirmed. Past the last step it is parked instead.
+//! - `Requeue`: not processed here (the process is stopping). The message goes back to its
+//!   queue at once for another worker, without spending a retry.
 //! - `Park`: a permanent failure. The message is rejected without requeue, so the queue
 //!   dead-letters it to `plaidhook.dead`, where an operator can inspect and replay it.
 //!
 //! A worker that dies mid-message leaves it unacked: the broker redelivers it, and the quorum
 //! queue's `x-delivery-limit` parks a message that keeps killing workers.
+//!
+//! Nothing is left unsettled on a live channel: a retry whose copy the broker will not take
+//! (memory alarm, leader election) returns the original to its queue after a pause, so the
+//! prefetch slot is freed. A graceful stop cancels the consumer, lets the messages already
+//! delivered finish and settle on their channel, and only then closes it: closing first would
+//! hand them to a peer while their work still runs here. An acknowledgement the channel could
+//! not carry (lapin answers `Ok(false)`) counts as not settled: the broker redelivers.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +27,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,11 +43,17 @@ pub const ATTEMPT_HEADER: &str = "x-plaidhook-attempt";
 /// Why a message is retried: the error that stopped it, kept typed for the log line.
 pub type RetryReason = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long a message whose retry copy the broker refused waits before going back to its
+/// queue: the broker is refusing publishes (alarm, election), so an immediate redelivery would
+/// only repeat the work and the refusal.
+const REFUSED_RETRY_PAUSE: Duration = Duration::from_secs(2);
+
 /// What became of a message.
 #[derive(Debug)]
 pub enum Outcome {
     Ack,
     Retry { reason: RetryReason },
+    Requeue { reason: &'static str },
     Park { reason: String },
 }
 
@@ -155,7 +172,10 @@ where
     tracing::info!(consumer = spec.name, queue = %spec.queue, "consuming");
     loop {
         let delivery = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => {
+                stop_gracefully(&channel, deliveries.tag(), in_flight, spec.name).await;
+                return Ok(());
+            }
             delivery = deliveries.next() => delivery,
         };
         let Some(delivery) = delivery else {
@@ -186,6 +206,40 @@ where
     }
 }
 
+/// Stops taking messages, lets the delivered ones finish and settle on `channel`, then closes
+/// it. Messages lapin had buffered but no handler started go back to the queue with the close.
+async fn stop_gracefully(
+    channel: &lapin::Channel,
+    consumer_tag: lapin::types::ShortString,
+    in_flight: &TaskTracker,
+    name: &'static str,
+) {
+    if let Err(error) = channel
+        .basic_cancel(consumer_tag, BasicCancelOptions::default())
+        .await
+    {
+        tracing::warn!(consumer = name, error = %error, "could not cancel the consumer");
+    }
+    in_flight.close();
+    in_flight.wait().await;
+    if let Err(error) = channel.close(200, "plaidhook shutting down".into()).await {
+        tracing::debug!(consumer = name, error = %error, "channel already closed");
+    }
+    tracing::info!(
+        consumer = name,
+        "consumer stopped; in-flight messages settled"
+    );
+}
+
+/// An ack, nack or reject the channel carried; `Ok(false)` means it did not (closed or used).
+fn settled(carried: lapin::Result<bool>, what: &str) -> anyhow::Result<()> {
+    if carried? {
+        Ok(())
+    } else {
+        anyhow::bail!("the channel could not carry the {what}; the broker will redeliver")
+    }
+}
+
 fn attempt_of(delivery: &Delivery) -> u32 {
     delivery
         .properties
@@ -211,6 +265,7 @@ async fn settle(
     let label = match &outcome {
         Outcome::Ack => "ack",
         Outcome::Retry { .. } => "retry",
+        Outcome::Requeue { .. } => "requeue",
         Outcome::Park { .. } => "park",
     };
     metrics::counter!(names::CONSUMER_MESSAGES, "consumer" => spec.name, "outcome" => label)
@@ -220,7 +275,15 @@ async fn settle(
     }
     match outcome {
         Outcome::Ack => {
-            delivery.acker.ack(BasicAckOptions::default()).await?;
+            settled(delivery.acker.ack(BasicAckOptions::default()).await, "ack")?;
+        }
+        Outcome::Requeue { reason } => {
+            tracing::info!(
+                consumer = spec.name,
+                reason,
+                "returning the message to its queue"
+            );
+            requeue(delivery).await?;
         }
         Outcome::Retry { reason } => match spec.retry_queues.get(attempt as usize) {
             Some(delay_queue) => {
@@ -228,28 +291,47 @@ async fn settle(
                 headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt + 1));
                 let properties = delivery.properties.clone().with_headers(headers);
                 // The default exchange routes by queue name straight to the delay queue.
-                publisher
+                let copied = publisher
                     .publish("", delay_queue, &delivery.data, properties)
-                    .await?;
-                delivery.acker.ack(BasicAckOptions::default()).await?;
+                    .await;
+                if let Err(error) = copied {
+                    // Not left unacked on a live channel (it would hold a prefetch slot for
+                    // the life of the process): back to its queue, after a pause.
+                    tracing::warn!(consumer = spec.name, error = %error, "the broker refused the retry copy; returning the message to its queue");
+                    metrics::counter!(names::CONSUMER_MESSAGES, "consumer" => spec.name, "outcome" => "retry_refused").increment(1);
+                    tokio::time::sleep(REFUSED_RETRY_PAUSE).await;
+                    return requeue(delivery).await;
+                }
+                settled(delivery.acker.ack(BasicAckOptions::default()).await, "ack")?;
                 tracing::info!(consumer = spec.name, attempt = attempt + 1, delay_queue = %delay_queue, reason = %reason, "message will be retried");
             }
             None => {
                 tracing::warn!(consumer = spec.name, attempt, reason = %reason, "retries exhausted; parking the message");
-                delivery
+                let rejected = delivery
                     .acker
                     .reject(BasicRejectOptions { requeue: false })
-                    .await?;
+                    .await;
+                settled(rejected, "reject")?;
             }
         },
         Outcome::Park { reason } => {
             tracing::warn!(consumer = spec.name, reason = %reason, "parking the message");
             // Rejected without requeue, the queue dead-letters it to plaidhook.dead.
-            delivery
+            let rejected = delivery
                 .acker
                 .reject(BasicRejectOptions { requeue: false })
-                .await?;
+                .await;
+            settled(rejected, "reject")?;
         }
     }
     Ok(())
+}
+
+/// Gives the message back to its queue for the next consumer.
+async fn requeue(delivery: &Delivery) -> anyhow::Result<()> {
+    let returned = delivery
+        .acker
+        .reject(BasicRejectOptions { requeue: true })
+        .await;
+    settled(returned, "requeue")
 }

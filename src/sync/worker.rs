@@ -240,8 +240,11 @@ impl SyncWorker {
         let mut trigger = trigger;
         loop {
             if self.shutdown.is_cancelled() {
-                // The mark stays set; the retried message (or the next request) picks it up.
-                return Ok(Some(Outcome::retry("shutting down")));
+                // The mark stays set; the message goes back to the queue for another worker,
+                // which finds the lock free once this one has released it.
+                return Ok(Some(Outcome::Requeue {
+                    reason: "shutting down",
+                }));
             }
             if !lock.take_dirty().await? {
                 return Ok(None);
@@ -375,6 +378,14 @@ impl SyncWorker {
     ) -> Result<RunEnd, sqlx::Error> {
         let (outcome, end) = match &failure {
             Failure::Item(_) => (RunOutcome::ItemError, Outcome::Ack),
+            // Stopped by the shutdown (rate-limiter wait, a call cut short): not a failure of
+            // the Item; another worker takes the message now.
+            Failure::Transient { .. } if self.shutdown.is_cancelled() => (
+                RunOutcome::Retrying,
+                Outcome::Requeue {
+                    reason: "shutting down",
+                },
+            ),
             Failure::Transient { .. } => (RunOutcome::Retrying, Outcome::retry(failure.message())),
             Failure::Permanent { .. } => (
                 RunOutcome::Failed,

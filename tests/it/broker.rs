@@ -248,3 +248,111 @@ async fn a_retried_message_comes_back_after_its_delay_and_a_parked_one_lands_in_
     consumer.await.unwrap();
     topology.delete(&channel).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_retry_copy_the_broker_refuses_returns_the_message_and_the_consumer_recovers() {
+    use lapin::options::QueueDeleteOptions;
+    use plaidhook::broker::consumer::{run, ConsumerSpec, Message, Outcome};
+    use std::sync::{Arc, Mutex};
+
+    // A high delivery limit: the refused message goes back to its queue several times.
+    let topology = testkit::test_topology(100);
+    let (publisher, shutdown) = testkit::publisher_for(&topology).await;
+    let publisher = Arc::new(publisher);
+    publisher.ensure_topology().await.unwrap();
+    // The first delay queue is gone: every retry copy is refused (as in a memory alarm or a
+    // quorum leader election, the broker will not take it).
+    let channel = testkit::amqp_channel().await.unwrap();
+    let delay_queue = topology.retry_queues(&topology.sync_queue())[0].clone();
+    channel
+        .queue_delete(delay_queue.into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let record = seen.clone();
+    let handler = move |message: Message| {
+        let record = record.clone();
+        async move {
+            let body = String::from_utf8(message.body).unwrap();
+            record.lock().unwrap().push((body.clone(), message.attempt));
+            match (body.as_str(), message.attempt) {
+                ("flaky", 0) => Outcome::retry("rate limited"),
+                _ => Outcome::Ack,
+            }
+        }
+    };
+    let spec = ConsumerSpec {
+        name: "test",
+        queue: topology.sync_queue(),
+        // One unacked message at most: a leaked delivery would stop this consumer for good.
+        prefetch: 1,
+        retry_queues: topology.retry_queues(&topology.sync_queue()),
+    };
+    let broker = Broker::start(
+        testkit::amqp_url().into(),
+        "plaidhook-test-consumer",
+        shutdown.clone(),
+    );
+    let consumer = tokio::spawn(run(
+        broker,
+        publisher.clone(),
+        spec,
+        handler,
+        shutdown.clone(),
+    ));
+    let exchange = topology.webhooks_exchange();
+    for body in ["flaky", "second"] {
+        publisher
+            .publish(
+                &exchange,
+                "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+                body.as_bytes(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let seen_at_least = |body: &'static str, attempt: u32, times: usize| {
+        let seen = seen.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                loop {
+                    let count = seen
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|(b, a)| b == body && *a == attempt)
+                        .count();
+                    if count >= times {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await
+            .is_ok()
+        }
+    };
+    assert!(
+        seen_at_least("flaky", 0, 2).await,
+        "the refused message went back to its queue and came again: {:?}",
+        seen.lock().unwrap()
+    );
+    // The broker takes publishes again: the retry goes through and the consumer moves on.
+    topology.declare(&channel).await.unwrap();
+    assert!(
+        seen_at_least("flaky", 1, 1).await,
+        "the retry went through: {:?}",
+        seen.lock().unwrap()
+    );
+    assert!(
+        seen_at_least("second", 0, 1).await,
+        "the message behind it was handled: {:?}",
+        seen.lock().unwrap()
+    );
+
+    shutdown.cancel();
+    consumer.await.unwrap();
+    topology.delete(&channel).await.unwrap();
+}
