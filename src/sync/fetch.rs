@@ -196,6 +196,14 @@ impl Fetcher<'_> {
             let mut cursor = start.clone();
             let mut pages = 0u32;
             loop {
+                // A stopping process gives the Item back between pages (nothing is committed
+                // until the last one) rather than holding its shutdown for the whole history.
+                if self.shutdown.is_cancelled() {
+                    return Err(Failure::Transient {
+                        code: None,
+                        message: "shutting down".into(),
+                    });
+                }
                 if pages >= self.settings.max_pages {
                     return Err(Failure::Permanent {
                         code: Some("PAGE_CAP".into()),

@@ -1,5 +1,6 @@
 //! One sync per Item at a time, whatever arrives and whoever dies: duplicate webhooks in a
-//! burst, two worker processes on one queue, and a worker process killed mid-sync.
+//! burst, two worker processes on one queue, and a worker process killed (SIGKILL) or stopped
+//! (SIGTERM) mid-sync.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
@@ -198,6 +199,74 @@ async fn a_worker_process_killed_mid_sync_leaves_nothing_behind_and_the_next_wor
     assert_eq!(world.queue_depth("plaidhook.dead").await.0, 0);
 
     survivor.stop().await.unwrap();
+    serve.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn a_worker_stopped_by_sigterm_mid_sync_hands_the_request_to_its_peer_which_finishes_it_once()
+{
+    let world = World::new(sim_config()).await;
+    world.sim().update_config(|c| c.latency_ms = 150);
+    let serve = world.node(Role::Serve, &[]).await;
+    let item = world.link(None, 3_000).await;
+    let mut stopping = worker_process(&world);
+    let consumers = |n: u32| {
+        let world = &world;
+        async move {
+            world
+                .eventually(WITHIN, || async {
+                    world.queue_depth("plaidhook.sync").await.1 == n
+                })
+                .await
+        }
+    };
+    assert!(consumers(1).await, "the worker process consumes");
+    serve
+        .request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
+        .await;
+    let mid_sync = world
+        .eventually(WITHIN, || async {
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from plaid_api_calls where item_id = $1 and method = '/transactions/sync'",
+            )
+            .bind(item.id)
+            .fetch_one(&world.db)
+            .await
+            .unwrap()
+                >= 2
+        })
+        .await;
+    assert!(mid_sync);
+    // A peer is up and consuming while the first one is told to stop (a rolling deploy).
+    let peer = world.node(Role::Worker, &[]).await;
+    assert!(consumers(2).await, "the peer consumes too");
+    let terminated = Command::new("kill")
+        .args(["-TERM", &stopping.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    // Waited for off the runtime: the simulator it may still be calling runs on this one.
+    let exit = tokio::task::spawn_blocking(move || stopping.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "a graceful stop: {exit:?}");
+
+    world.assert_in_step(&item, WITHIN).await;
+    let runs = world.runs(&item).await;
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(
+        runs[0].outcome, "retrying",
+        "the stopped worker gave the Item back"
+    );
+    assert_eq!(runs[1].outcome, "succeeded");
+    assert_eq!(runs[1].added, 3_000);
+    assert_eq!(world.running(&item).await, 0);
+    assert_eq!(world.queue_depth("plaidhook.sync").await.0, 0);
+    assert_eq!(world.queue_depth("plaidhook.dead").await.0, 0);
+
+    peer.stop().await.unwrap();
     serve.stop().await.unwrap();
     world.finish().await;
 }
