@@ -168,7 +168,9 @@ impl Application {
             settings.plaid.client_id.clone(),
             settings.plaid.secret.clone(),
             settings.plaid.timeout,
-            Some(Arc::new(PgCallRecorder::new(db.clone()))),
+            Some(Arc::new(PgCallRecorder::new(crate::store::call_log_pool(
+                &settings.database,
+            )?))),
         )?;
 
         let tokens = TokenCipher::new(&settings.tokens.active_key_id, &settings.tokens.keys)?;
@@ -322,6 +324,7 @@ impl Parts {
 
     fn scheduler(&self) -> Scheduler {
         Scheduler {
+            id: uuid::Uuid::new_v4(),
             db: self.db.clone(),
             reconciler: self.reconciler(),
             sync_requests: self.sync_requester(),

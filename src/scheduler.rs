@@ -2,7 +2,7 @@
 //!
 //! Plaid's webhooks can be lost (an outage longer than Plaid's 24 h of redeliveries, a wrong
 //! webhook URL) and a sync request can fail to publish. Each round, in one worker across all
-//! replicas (a transaction-scoped advisory lock):
+//! replicas (a lease in `leases`, which holds no connection while the round uses the pool):
 //! - Items that should sync (`active`, `pending_expiration`) with no successful sync for
 //!   `scheduler.stale_after_secs` get a sync request (at most one per period per Item);
 //! - Items in `login_required`, `error`, `revoked` or `pending_disconnect` not reconciled for
@@ -18,8 +18,10 @@ use crate::config::SchedulerSettings;
 use crate::items::{ItemStatus, Reconciler, Signal, StatusSource};
 use crate::messages::{AlertDocument, Event, SyncRequester, SyncTrigger};
 
-/// Advisory lock key of the scheduler: one round at a time across replicas.
-const SCHEDULER_LOCK_KEY: i64 = 0x706c_6169_6473_6368;
+/// The lease of the scheduler: one round at a time across replicas.
+const LEASE: &str = "scheduler";
+/// Longer than a round takes (200 re-checks at Plaid's pace); a holder that died frees it then.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 /// Items handled per kind and round; the rest wait for the next round.
 const ROUND_LIMIT: i64 = 200;
 
@@ -35,6 +37,8 @@ pub struct RoundReport {
 
 /// What the safety net works with.
 pub struct Scheduler {
+    /// Who holds the lease when this scheduler runs a round.
+    pub id: uuid::Uuid,
     pub db: PgPool,
     pub reconciler: Reconciler,
     pub sync_requests: SyncRequester,
@@ -63,19 +67,22 @@ impl Scheduler {
         }
     }
 
-    /// One round of the safety net.
+    /// One round of the safety net, if no other replica is running one.
     pub async fn round(&self) -> anyhow::Result<RoundReport> {
-        round(self).await
+        if !crate::store::try_lease(&self.db, LEASE, self.id, LEASE_TTL).await? {
+            return Ok(RoundReport::default());
+        }
+        let report = round(self).await;
+        if let Err(error) = crate::store::release_lease(&self.db, LEASE, self.id).await {
+            // It expires on its own; the next round waits for that at worst.
+            tracing::warn!(error = %error, "could not release the scheduler lease");
+        }
+        report
     }
 }
 
 async fn round(state: &Scheduler) -> anyhow::Result<RoundReport> {
     let settings = &state.settings;
-    let mut guard = state.db.begin().await?;
-    let locked = crate::store::try_xact_lock(&mut guard, SCHEDULER_LOCK_KEY).await?;
-    if !locked {
-        return Ok(RoundReport::default());
-    }
     let mut report = RoundReport {
         ran: true,
         ..Default::default()
@@ -148,7 +155,6 @@ async fn round(state: &Scheduler) -> anyhow::Result<RoundReport> {
 
     report.reminders =
         remind_expirations(state, settings.expiration_reminder.as_secs_f64()).await?;
-    guard.commit().await?;
     Ok(report)
 }
 

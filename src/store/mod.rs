@@ -36,6 +36,20 @@ pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .connect_lazy_with(connect_options(settings)?))
 }
 
+/// Connections of the Plaid call log's own pool (see `api_calls`).
+const CALL_LOG_CONNECTIONS: u32 = 2;
+
+/// The call log's own small pool. A call is recorded while its caller may hold a connection of
+/// the main pool (a sync's lock, a reconcile's transaction): drawing the record's connection
+/// from that same pool would let callers that each hold one wait for one more, all of them,
+/// for ever. From a pool of its own, the wait is bounded by the call log's deadline alone.
+pub fn call_log_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(CALL_LOG_CONNECTIONS)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(connect_options(settings)?))
+}
+
 /// Creates the database if it is missing, then applies pending migrations.
 pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
     let url = settings.url.expose_secret();
@@ -64,7 +78,8 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
 
 /// Takes the transaction-scoped advisory lock `key` if it is free; false if another session
 /// holds it. The lock is released when `tx` ends. Background loops that must run one at a time
-/// across replicas (spool relay, outbox relay, scheduler) take one per round.
+/// across replicas and do their work inside that transaction (spool relay, outbox relay) take
+/// one per round.
 pub async fn try_xact_lock(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     key: i64,
@@ -72,6 +87,41 @@ pub async fn try_xact_lock(
     sqlx::query_scalar!(r#"select pg_try_advisory_xact_lock($1) as "locked!""#, key)
         .fetch_one(&mut **tx)
         .await
+}
+
+/// Takes the lease `name` for `ttl` if it is free, expired, or already `holder`'s. Unlike
+/// [`try_xact_lock`], it holds no connection while the work it guards runs.
+pub async fn try_lease(
+    db: &PgPool,
+    name: &str,
+    holder: uuid::Uuid,
+    ttl: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
+    let taken = sqlx::query_scalar!(
+        "insert into leases (name, holder, expires_at)
+         values ($1, $2, now() + make_interval(secs => $3))
+         on conflict (name) do update set holder = excluded.holder, expires_at = excluded.expires_at
+           where leases.expires_at < now() or leases.holder = excluded.holder
+         returning holder",
+        name,
+        holder,
+        ttl.as_secs_f64(),
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(taken.is_some())
+}
+
+/// Gives the lease back early (it would expire anyway).
+pub async fn release_lease(db: &PgPool, name: &str, holder: uuid::Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "delete from leases where name = $1 and holder = $2",
+        name,
+        holder
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// True when a trivial query answers within the pool's acquire timeout.

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use plaidhook::items::{transition, ItemStatus, StatusSource, Transition};
+use plaidhook::items::{transition, ItemStatus, Reconciler, StatusSource, Transition};
+use plaidhook::scheduler::Scheduler;
 use serde_json::Value;
 use testkit::alerts::AlertReceiver;
 use testkit::api::{start, Harness};
@@ -128,6 +129,82 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
         (again.syncs_requested, again.rechecked, again.reminders),
         (0, 0, 0),
         "{again:?}"
+    );
+    h.app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_round_runs_in_one_replica_at_a_time_and_a_dead_holders_lease_expires() {
+    let h = start(&[("PLAIDHOOK__SCHEDULER__ENABLED", "false")]).await;
+    // Another replica is in the middle of a round.
+    sqlx::query(
+        "insert into leases (name, holder, expires_at)
+         values ('scheduler', gen_random_uuid(), now() + interval '10 minutes')",
+    )
+    .execute(&h.app.db)
+    .await
+    .unwrap();
+    let report = h.app.scheduler.round().await.unwrap();
+    assert!(!report.ran, "{report:?}");
+    // That replica died; once its lease has expired, a round runs here, and gives it back.
+    sqlx::query("update leases set expires_at = now() - interval '1 second'")
+        .execute(&h.app.db)
+        .await
+        .unwrap();
+    let report = h.app.scheduler.round().await.unwrap();
+    assert!(report.ran, "{report:?}");
+    let leases: i64 = sqlx::query_scalar("select count(*) from leases")
+        .fetch_one(&h.app.db)
+        .await
+        .unwrap();
+    assert_eq!(leases, 0, "the lease is given back after the round");
+    h.app.stop().await.unwrap();
+}
+
+/// On a pool of one connection, a task that holds a connection while it waits for a second one
+/// stops (the acquire times out). A scheduler round, with its re-check at Plaid (a reconcile
+/// whose call is recorded), runs on one: nothing in it nests.
+#[tokio::test]
+async fn a_scheduler_round_runs_on_a_database_pool_of_one_connection() {
+    let h = start(&[
+        ("PLAIDHOOK__SCHEDULER__ENABLED", "false"),
+        ("PLAIDHOOK__SCHEDULER__STALE_AFTER_SECS", "3600"),
+        ("PLAIDHOOK__SCHEDULER__ERROR_RECHECK_SECS", "0"),
+    ])
+    .await;
+    let (stale, _) = linked_and_synced(&h, "user-one-connection-stale").await;
+    sqlx::query("update items set last_synced_at = now() - interval '2 days' where id = $1")
+        .bind(stale)
+        .execute(&h.app.db)
+        .await
+        .unwrap();
+    let (broken, broken_plaid) = linked_and_synced(&h, "user-one-connection-broken").await;
+    h.app.sim().reset_login(&broken_plaid);
+    h.item_until(broken, WITHIN, |i| i["status"] == "login_required")
+        .await;
+
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with((*h.app.db.connect_options()).clone())
+        .await
+        .unwrap();
+    let app = &h.app.scheduler;
+    let scheduler = Scheduler {
+        id: Uuid::new_v4(),
+        db: one.clone(),
+        reconciler: Reconciler {
+            db: one,
+            ..app.reconciler.clone()
+        },
+        sync_requests: app.sync_requests.clone(),
+        settings: app.settings.clone(),
+    };
+    let report = scheduler.round().await.unwrap();
+    assert_eq!(
+        (report.ran, report.syncs_requested, report.rechecked),
+        (true, 1, 1),
+        "{report:?}"
     );
     h.app.stop().await.unwrap();
 }
