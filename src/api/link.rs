@@ -231,8 +231,11 @@ pub async fn exchange_public_token(
         .as_ref()
         .and_then(|d| d.item.item.institution_name.clone());
     let plaid_item_id = exchanged.item_id.as_str().to_owned();
+    // The Item and its first sync request commit together: a linked Item always gets its
+    // first sync (Plaid sends no webhook before it), however the broker is doing right now.
+    let mut tx = state.db.begin().await?;
     let item_id = crate::items::rows::link(
-        &state.db,
+        &mut tx,
         &state.tokens,
         LinkedItem {
             plaid_item_id: &plaid_item_id,
@@ -243,18 +246,13 @@ pub async fn exchange_public_token(
         },
     )
     .await?;
-    tracing::info!(item.id = %item_id, plaid.item_id = %plaid_item_id, "Item linked");
-    let requested = state
+    let (first_sync, queue) = state
         .sync_requests
-        .request(&plaid_item_id, SyncTrigger::Exchange)
-        .await;
-    let first_sync_requested = match requested {
-        Ok(_) => true,
-        Err(error) => {
-            tracing::warn!(item.id = %item_id, error = %error, "first sync not requested; the scheduler will request it");
-            false
-        }
-    };
+        .prepare(&plaid_item_id, SyncTrigger::Exchange);
+    crate::outbox::enqueue_sync_request(&mut tx, &first_sync, &queue).await?;
+    tx.commit().await?;
+    tracing::info!(item.id = %item_id, plaid.item_id = %plaid_item_id, "Item linked");
+    let first_sync_requested = true;
     Ok((
         StatusCode::CREATED,
         Json(ExchangeView {

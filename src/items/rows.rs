@@ -40,15 +40,15 @@ pub struct LinkedItem<'a> {
     pub institution_name: Option<&'a str>,
 }
 
-/// Stores a newly linked Item, its access token sealed, and records the link in its history.
-/// Linking an Item plaidhook already has (a re-link) replaces its token and revives it.
+/// Stores a newly linked Item, its access token sealed, and records the link in its history,
+/// in `tx` (the caller adds what must commit with it: the first sync request). Linking an Item
+/// plaidhook already has (a re-link) replaces its token and revives it.
 pub async fn link(
-    db: &PgPool,
+    tx: &mut Transaction<'_, Postgres>,
     tokens: &TokenCipher,
     item: LinkedItem<'_>,
 ) -> Result<Uuid, sqlx::Error> {
     let sealed = tokens.seal(item.plaid_item_id, item.access_token);
-    let mut tx = db.begin().await?;
     let row = sqlx::query!(
         r#"insert into items (id, plaid_item_id, client_user_id, institution_id, institution_name,
                               access_token_ciphertext, access_token_nonce, access_token_key_id)
@@ -69,7 +69,7 @@ pub async fn link(
         sealed.nonce,
         sealed.key_id,
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     if row.inserted {
         sqlx::query!(
@@ -77,10 +77,9 @@ pub async fn link(
              values ($1, null, 'active', 'linked', 'api')",
             row.id
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(row.id)
 }
 

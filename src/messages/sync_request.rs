@@ -113,12 +113,9 @@ impl SyncRequester {
         }
     }
 
-    /// Publishes a request to sync the Item Plaid calls `plaid_item_id`, with confirm.
-    pub async fn request(
-        &self,
-        plaid_item_id: &str,
-        trigger: SyncTrigger,
-    ) -> Result<Uuid, PublishError> {
+    /// A request to sync the Item Plaid calls `plaid_item_id`, and the queue it goes to (through
+    /// the default exchange), for a caller that writes it to the outbox instead of publishing.
+    pub fn prepare(&self, plaid_item_id: &str, trigger: SyncTrigger) -> (SyncRequest, String) {
         let request = SyncRequest {
             id: Uuid::now_v7(),
             requested_at: Utc::now(),
@@ -126,9 +123,18 @@ impl SyncRequester {
             plaid_item_id: plaid_item_id.to_owned(),
             trigger,
         };
+        (request, self.publisher.topology().sync_queue())
+    }
+
+    /// Publishes a request to sync the Item Plaid calls `plaid_item_id`, with confirm.
+    pub async fn request(
+        &self,
+        plaid_item_id: &str,
+        trigger: SyncTrigger,
+    ) -> Result<Uuid, PublishError> {
+        let (request, queue) = self.prepare(plaid_item_id, trigger);
         let body = serde_json::to_vec(&request).expect("a sync request serialises");
         let properties = amqp_properties(request.id, SYNC_REQUEST_TYPE, request.requested_at, None);
-        let queue = self.publisher.topology().sync_queue();
         // The default exchange routes by queue name: straight to the sync queue.
         self.publisher
             .publish("", &queue, &body, properties)

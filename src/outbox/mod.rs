@@ -8,6 +8,10 @@
 //!
 //! Event document: `{"id", "type", "occurred_at", "item_id", "data"}`; AMQP routing key and
 //! `type` property = the event type (e.g. `transactions.synced`).
+//!
+//! The outbox also carries commands that must not be lost with the change that asks for them:
+//! a new Item's first sync request ([`enqueue_sync_request`]) is written in the transaction that
+//! links the Item, and the relay publishes it to the sync queue (mandatory, confirmed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::broker::Publisher;
-use crate::messages::Event;
+use crate::messages::envelope::amqp_properties;
+use crate::messages::sync_request::SYNC_REQUEST_TYPE;
+use crate::messages::{Event, SyncRequest};
 use crate::telemetry::names;
 
 /// Advisory lock key of the relay: one relay at a time across replicas keeps events in order.
@@ -52,6 +58,26 @@ pub async fn enqueue(
     .execute(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// Adds a sync request to the outbox inside `tx`, bound for `queue` through the default
+/// exchange. Its id is the AMQP message id, as for a published request.
+pub async fn enqueue_sync_request(
+    tx: &mut Transaction<'_, Postgres>,
+    request: &SyncRequest,
+    queue: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into outbox (event_id, routing_key, payload, exchange, amqp_type)
+         values ($1, $2, $3, '', $4)",
+        request.id,
+        queue,
+        sqlx::types::Json(request) as _,
+        SYNC_REQUEST_TYPE,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// The event document: `{"id", "type", "occurred_at", "item_id", "data"}`.
@@ -110,8 +136,9 @@ impl OutboxRelay {
         }
         let rows = sqlx::query!(
             // As text: PostgreSQL prints numeric exactly (a `Value` would go through f64).
-            r#"select id, event_id, routing_key, payload::text as "payload!" from outbox
-               where published_at is null order by id limit $1"#,
+            r#"select id, event_id, routing_key, payload::text as "payload!", exchange, amqp_type,
+                      created_at
+               from outbox where published_at is null order by id limit $1"#,
             RELAY_BATCH
         )
         .fetch_all(&mut *tx)
@@ -120,17 +147,28 @@ impl OutboxRelay {
         let mut published = Vec::with_capacity(rows.len());
         for row in &rows {
             let body = row.payload.as_bytes();
-            let properties = lapin::BasicProperties::default()
-                .with_message_id(row.event_id.to_string().into())
-                .with_type(row.routing_key.clone().into())
-                .with_content_type("application/json".into());
-            // plaid.events may have no subscriber bound yet, and an event nobody is bound to
-            // receive is not an error of ours: events are not `mandatory`, so never returned.
-            match self
-                .publisher
-                .publish_event(&exchange, &row.routing_key, body, properties)
-                .await
-            {
+            let sent = match (&row.exchange, &row.amqp_type) {
+                // A command (a sync request): its queue must take it, so `mandatory`.
+                (Some(command_exchange), Some(kind)) => {
+                    let properties = amqp_properties(row.event_id, kind, row.created_at, None)
+                        .with_content_type("application/json".into());
+                    self.publisher
+                        .publish(command_exchange, &row.routing_key, body, properties)
+                        .await
+                }
+                _ => {
+                    let properties = lapin::BasicProperties::default()
+                        .with_message_id(row.event_id.to_string().into())
+                        .with_type(row.routing_key.clone().into())
+                        .with_content_type("application/json".into());
+                    // plaid.events may have no subscriber bound yet, and an event nobody is
+                    // bound to receive is not an error of ours: events are not `mandatory`.
+                    self.publisher
+                        .publish_event(&exchange, &row.routing_key, body, properties)
+                        .await
+                }
+            };
+            match sent {
                 Ok(()) => published.push(row.id),
                 Err(error) => {
                     sqlx::query!(

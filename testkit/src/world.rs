@@ -127,8 +127,9 @@ impl World {
             transactions: Some(transactions),
             ..NewItem::default()
         });
+        let mut tx = self.db.begin().await.expect("a transaction");
         let id = plaidhook::items::rows::link(
-            &self.db,
+            &mut tx,
             &self.tokens,
             LinkedItem {
                 plaid_item_id: plaid_item_id.as_str(),
@@ -140,6 +141,7 @@ impl World {
         )
         .await
         .expect("the Item links");
+        tx.commit().await.expect("the link commits");
         Linked {
             id,
             plaid_item_id: plaid_item_id.into_inner(),

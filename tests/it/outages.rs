@@ -1,8 +1,8 @@
-//! The database going away under a running plaidhook: nothing accepted is lost, and the Item
-//! ends equal to Plaid once it is back.
+//! The database or the broker going away under a running plaidhook: nothing accepted is lost,
+//! and the Item ends equal to Plaid once it is back.
 //!
-//! The app reaches PostgreSQL through a TCP proxy the test cuts and restores; the database
-//! itself (shared by the other tests) keeps running.
+//! The app reaches PostgreSQL or RabbitMQ through a TCP proxy the test cuts and restores; the
+//! servers themselves (shared by the other tests) keep running.
 
 use std::time::Duration;
 
@@ -184,4 +184,32 @@ async fn advance_and_deliver(world: &World, item: &Linked, days: u32) -> bool {
                 .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200))
         })
         .await
+}
+
+#[tokio::test]
+async fn an_item_linked_while_the_broker_is_away_gets_its_first_sync_when_it_returns() {
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    proxy.bring_up();
+    let broker = format!("amqp://guest:guest@{}/%2f?heartbeat=2", proxy.addr);
+    // No scheduler: the first sync must not depend on its sweep.
+    let h = testkit::api::start(&[
+        ("PLAIDHOOK__RABBITMQ__URL", &broker),
+        ("PLAIDHOOK__SCHEDULER__ENABLED", "false"),
+    ])
+    .await;
+    proxy.take_down();
+    let (item_id, _) = h.link_item("user-broker-away").await;
+    assert!(
+        h.item(item_id).await["last_sync"].is_null(),
+        "no sync while the broker is away"
+    );
+    proxy.bring_up();
+    let item = h
+        .item_until(item_id, Duration::from_secs(60), |i| {
+            i["last_sync"]["outcome"] == "succeeded"
+        })
+        .await;
+    assert_eq!(item["last_sync"]["outcome"], "succeeded", "{item}");
+    assert_eq!(item["last_sync"]["trigger"], "exchange", "{item}");
+    h.app.stop().await.unwrap();
 }

@@ -28,8 +28,9 @@ async fn after_a_rotation_reseal_moves_every_token_to_the_new_key_and_the_old_ke
 
     let before = cipher("k1", &[("k1", OLD_KEY)]);
     let token = AccessToken::new("access-sandbox-rotate-me");
+    let mut tx = db.begin().await.unwrap();
     let id = items::link(
-        &db,
+        &mut tx,
         &before,
         LinkedItem {
             plaid_item_id: "item-rot",
@@ -41,6 +42,7 @@ async fn after_a_rotation_reseal_moves_every_token_to_the_new_key_and_the_old_ke
     )
     .await
     .unwrap();
+    tx.commit().await.unwrap();
 
     // Rotation: the new key is active, the old one still configured.
     let during = cipher("k2", &[("k1", OLD_KEY), ("k2", NEW_KEY)]);
