@@ -36,6 +36,7 @@ use crate::items::Reconciler;
 use crate::messages::SyncRequester;
 use crate::outbox::OutboxRelay;
 use crate::plaid::client::PlaidClient;
+use crate::retention::Retention;
 use crate::scheduler::Scheduler;
 use crate::sim::{Sim, SimHandle, Simulator};
 use crate::store::api_calls::PgCallRecorder;
@@ -241,6 +242,11 @@ impl Application {
         self.state.scheduler()
     }
 
+    /// The retention task of this application, for tests that run rounds themselves.
+    pub fn retention(&self) -> Retention {
+        self.state.retention()
+    }
+
     /// The gauge sampler as every process runs it, for taking one sample on demand.
     pub fn gauges(&self) -> GaugeSampler {
         self.state.gauges()
@@ -332,6 +338,14 @@ impl Parts {
         }
     }
 
+    fn retention(&self) -> Retention {
+        Retention {
+            id: uuid::Uuid::new_v4(),
+            db: self.db.clone(),
+            settings: self.settings.retention.clone(),
+        }
+    }
+
     fn reconciler(&self) -> Reconciler {
         Reconciler {
             db: self.db.clone(),
@@ -381,6 +395,7 @@ fn spawn_workers(
     let notifier = Notifier::new(state.db.clone(), settings.alerts.clone())?;
     tasks.spawn(notifier.run(shutdown.clone()));
     tasks.spawn(state.scheduler().run(shutdown.clone()));
+    tasks.spawn(state.retention().run(shutdown.clone()));
     Ok(())
 }
 

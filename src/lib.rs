@@ -13,9 +13,10 @@
 //! - [`items`]: Item rows and health: statuses, transitions, history, reconciliation with
 //!   `/item/get`.
 //! - [`alerts`]: alerts for Items needing attention, and their delivery to an alert webhook.
-//! - [`api`]: the management API (bearer auth, OpenAPI); [`scheduler`]: the safety net.
+//! - [`api`]: the management API (bearer auth, OpenAPI); [`scheduler`]: the safety net;
+//!   [`retention`]: old rows of the tables that grow with traffic, deleted.
 //! - [`outbox`]: events written with the change they describe, relayed to `plaid.events`.
-//! - [`store`]: PostgreSQL pool, migrations, advisory locks, and the Plaid call log.
+//! - [`store`]: PostgreSQL pool, migrations, advisory locks and leases, and the Plaid call log.
 //! - [`crypto`]: access tokens sealed at rest, with key rotation.
 //! - [`broker`]: the RabbitMQ connection, topology and confirmed publisher.
 //! - [`plaid`]: Plaid's API types, typed from the official OpenAPI spec, and the HTTP client.
@@ -38,6 +39,7 @@ pub mod items;
 pub mod messages;
 pub mod outbox;
 pub mod plaid;
+pub mod retention;
 pub mod scheduler;
 pub mod sim;
 pub mod store;

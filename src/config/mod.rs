@@ -8,7 +8,7 @@
 //!
 //! - `service`: listeners, database, RabbitMQ, the webhook ingress, the token keys.
 //! - `plaid`: which Plaid, its credentials and timeouts, Link, the built-in simulator.
-//! - `workers`: sync, alert delivery, the scheduler, the management API.
+//! - `workers`: sync, alert delivery, the scheduler, retention, the management API.
 //! - `networks`: IP networks (`webhook.allowed_sources`, `webhook.trusted_proxies`).
 
 mod duration;
@@ -28,7 +28,9 @@ pub use self::service::{
     DatabaseSettings, ListenerSettings, RabbitMqSettings, TokenSettings, WebhookSettings,
     DEVELOPMENT_TOKEN_KEY_ID,
 };
-pub use self::workers::{AlertFormat, AlertSettings, ApiSettings, SchedulerSettings, SyncSettings};
+pub use self::workers::{
+    AlertFormat, AlertSettings, ApiSettings, RetentionSettings, SchedulerSettings, SyncSettings,
+};
 pub use crate::telemetry::{LogFormat, TelemetrySettings};
 
 /// The base layer, embedded so a binary copied elsewhere still has every default.
@@ -55,6 +57,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub alerts: AlertSettings,
     pub scheduler: SchedulerSettings,
+    pub retention: RetentionSettings,
 }
 
 impl Settings {
@@ -120,6 +123,7 @@ impl Settings {
         self.api.validate()?;
         self.link.validate()?;
         self.alerts.validate()?;
+        self.retention.validate()?;
         self.scheduler.validate()
     }
 }

@@ -195,3 +195,44 @@ impl SchedulerSettings {
         Ok(())
     }
 }
+
+/// How long the records that grow with traffic are kept (see `retention`). 0 keeps for ever.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    pub enabled: bool,
+    /// Time between two pruning rounds.
+    #[serde(rename = "interval_secs", deserialize_with = "duration::secs")]
+    pub interval: Duration,
+    /// Rows deleted per statement; a round repeats until a table is done.
+    pub batch: i64,
+    /// Published outbox rows (every synced transaction once more, as sent in its event).
+    pub outbox_days: i32,
+    /// The Plaid call log (`request_id`s for Plaid support).
+    pub api_calls_days: i32,
+    /// Finished sync runs.
+    pub sync_runs_days: i32,
+    /// Item status history.
+    pub status_history_days: i32,
+}
+
+impl RetentionSettings {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if self.interval.is_zero() {
+            return fail("retention.interval_secs", "must be at least 1");
+        }
+        if !(1..=100_000).contains(&self.batch) {
+            return fail("retention.batch", "must be between 1 and 100000");
+        }
+        for (key, days) in [
+            ("retention.outbox_days", self.outbox_days),
+            ("retention.api_calls_days", self.api_calls_days),
+            ("retention.sync_runs_days", self.sync_runs_days),
+            ("retention.status_history_days", self.status_history_days),
+        ] {
+            if days < 0 {
+                return fail(key, "must not be negative (0 keeps rows for ever)");
+            }
+        }
+        Ok(())
+    }
+}

@@ -53,6 +53,8 @@ metric_names! {
         "Messages parked in the dead-letter queue";
     Counter OUTBOX_PUBLISHED = "plaidhook_outbox_published_total",
         "Events published to plaid.events by the outbox relay";
+    Counter RETENTION_DELETED = "plaidhook_retention_deleted_total",
+        "Rows deleted by retention, by table";
     Counter PLAID_CALLS = "plaidhook_plaid_calls_total",
         "Calls to Plaid, by method and outcome (ok, a Plaid error code, timeout, transport)";
     Histogram PLAID_CALL_DURATION = "plaidhook_plaid_call_duration_seconds",

@@ -16,6 +16,7 @@ use plaidhook::broker::{Broker, BrokerStatus, Publisher, Topology};
 use plaidhook::config::Settings;
 use plaidhook::gauges::GaugeSampler;
 use plaidhook::messages::{SyncRequester, SyncTrigger};
+use plaidhook::retention::Retention;
 use plaidhook::scheduler::Scheduler;
 use plaidhook::sim::Sim;
 use tokio_util::sync::CancellationToken;
@@ -108,6 +109,7 @@ impl TestAppBuilder {
             publisher: app.publisher().clone(),
             sync_requests: app.sync_requester(),
             scheduler: app.scheduler(),
+            retention: app.retention(),
             gauges: app.gauges(),
             public_addr: app.public_addr(),
             internal_addr: app.internal_addr(),
@@ -140,6 +142,8 @@ pub struct TestApp {
     pub sync_requests: SyncRequester,
     /// The safety net, to drive one round at a time (`scheduler.enabled = false` stops its timer).
     pub scheduler: Scheduler,
+    /// Retention, to run one round now (`retention.enabled = false` stops its timer).
+    pub retention: Retention,
     /// The gauge sampler, to take a sample now instead of waiting for its interval.
     pub gauges: GaugeSampler,
     pub public_addr: Option<SocketAddr>,

@@ -13,6 +13,7 @@ const DOMAIN_TABLES: &[&str] = &[
     "alerts",
     "item_status_history",
     "items",
+    "leases",
     "outbox",
     "plaid_api_calls",
     "rate_limit_grants",

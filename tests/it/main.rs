@@ -16,6 +16,7 @@ mod items_health;
 mod items_scheduler;
 mod metrics;
 mod outages;
+mod retention;
 mod routing;
 mod sim_api;
 mod sim_plaid_python;
