@@ -149,16 +149,9 @@ impl Application {
         // Not a child of `shutdown`: the connection outlives the consumers, whose in-flight
         // messages still settle (acks, retry copies) while the process stops.
         let broker_stop = CancellationToken::new();
-        let broker = Broker::start(
-            settings.rabbitmq.url.clone(),
-            "plaidhook",
-            broker_stop.clone(),
-        );
+        let broker = Broker::start(settings.rabbitmq.nodes(), "plaidhook", broker_stop.clone());
 
-        let topology = Topology::new(
-            &settings.rabbitmq.namespace,
-            settings.rabbitmq.delivery_limit,
-        );
+        let topology = Topology::from_settings(&settings.rabbitmq);
         let publisher = Arc::new(Publisher::new(
             broker.clone(),
             topology.clone(),

@@ -168,22 +168,27 @@ pub async fn connect(
     use secrecy::ExposeSecret;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let broker = crate::broker::Broker::start(
-        settings.rabbitmq.url.clone(),
+        settings.rabbitmq.nodes(),
         "plaidhook-dead-letters",
         shutdown.clone(),
     );
     let connection = tokio::time::timeout(Duration::from_secs(10), broker.connected())
         .await
         .with_context(|| {
-            let url = settings.rabbitmq.url.expose_secret();
-            let host = url.rsplit('@').next().unwrap_or("the broker");
-            format!("could not reach RabbitMQ at {host}")
+            // Hosts only: the URLs carry credentials.
+            let hosts: Vec<String> = settings
+                .rabbitmq
+                .nodes()
+                .iter()
+                .map(|url| {
+                    let url = url.expose_secret();
+                    url.rsplit('@').next().unwrap_or("the broker").to_owned()
+                })
+                .collect();
+            format!("could not reach RabbitMQ at {}", hosts.join(", "))
         })?;
     let channel = connection.create_channel().await?;
-    let topology = Topology::new(
-        &settings.rabbitmq.namespace,
-        settings.rabbitmq.delivery_limit,
-    );
+    let topology = Topology::from_settings(&settings.rabbitmq);
     let publisher = Publisher::new(broker, topology, settings.rabbitmq.publish_timeout);
     publisher.ensure_topology().await?;
     Ok((channel, publisher, shutdown))

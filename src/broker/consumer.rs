@@ -176,6 +176,11 @@ where
                 stop_gracefully(&channel, deliveries.tag(), in_flight, spec.name).await;
                 return Ok(());
             }
+            // The broker moved to another node: this channel's node may never come back, and
+            // its unsettled messages are redelivered by the cluster.
+            _ = broker.superseded(&connection) => {
+                anyhow::bail!("the broker connection moved to another node");
+            }
             delivery = deliveries.next() => delivery,
         };
         let Some(delivery) = delivery else {

@@ -37,6 +37,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 use serde_json::{json, Value};
 
+use crate::config::RabbitMqSettings;
+
 /// Backoff steps of the retry path, in order.
 pub const RETRY_DELAYS: [(&str, u32); 5] = [
     ("1s", 1_000),
@@ -51,6 +53,9 @@ pub const RETRY_DELAYS: [(&str, u32); 5] = [
 pub struct Topology {
     prefix: String,
     delivery_limit: u32,
+    /// Replicas each quorum queue starts with (`x-quorum-initial-group-size`); 0 leaves it to
+    /// the broker.
+    quorum_group_size: u32,
 }
 
 /// How long `plaidhook.unrouted` and `plaidhook.link` keep a message nobody consumed.
@@ -93,6 +98,15 @@ impl Topology {
         Self {
             prefix,
             delivery_limit,
+            quorum_group_size: 0,
+        }
+    }
+
+    /// The topology `settings` describe (namespace, delivery limit, quorum group size).
+    pub fn from_settings(settings: &RabbitMqSettings) -> Self {
+        Self {
+            quorum_group_size: settings.quorum_initial_group_size,
+            ..Self::new(&settings.namespace, settings.delivery_limit)
         }
     }
 
@@ -254,6 +268,14 @@ impl Topology {
                 queues.push(delay(&queue, name, ttl_ms));
             }
         }
+        if self.quorum_group_size > 0 {
+            for queue in &mut queues {
+                queue.arguments.push((
+                    "x-quorum-initial-group-size",
+                    QueueArgument::Number(self.quorum_group_size),
+                ));
+            }
+        }
         queues
     }
 
@@ -396,4 +418,30 @@ fn json_arguments(arguments: Vec<(&'static str, QueueArgument)>) -> Value {
         })
         .collect();
     Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_initial_group_size_is_declared_on_every_queue_and_none_by_default() {
+        let group_size = |topology: &Topology| -> Vec<Value> {
+            topology.definitions("/")["queues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|q| q["arguments"]["x-quorum-initial-group-size"].clone())
+                .collect()
+        };
+        let default = Topology::new("", 10);
+        assert!(group_size(&default).iter().all(Value::is_null));
+        let three = Topology {
+            quorum_group_size: 3,
+            ..Topology::new("", 10)
+        };
+        let declared = group_size(&three);
+        assert_eq!(declared.len(), three.queues().len());
+        assert!(declared.iter().all(|n| n == 3), "{declared:?}");
+    }
 }

@@ -156,10 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Topology { vhost } => {
-            let topology = crate::broker::Topology::new(
-                &settings.rabbitmq.namespace,
-                settings.rabbitmq.delivery_limit,
-            );
+            let topology = crate::broker::Topology::from_settings(&settings.rabbitmq);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&topology.definitions(&vhost))?

@@ -73,19 +73,40 @@ impl DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RabbitMqSettings {
     pub url: SecretString,
+    /// The nodes of a cluster, tried in turn; when set, `url` is not used.
+    #[serde(deserialize_with = "secret_list")]
+    pub urls: Vec<SecretString>,
     pub namespace: String,
     /// Bound on publish + confirm; then the spool takes over.
     #[serde(rename = "publish_timeout_ms", deserialize_with = "duration::millis")]
     pub publish_timeout: Duration,
     pub prefetch: u16,
     pub delivery_limit: u32,
+    /// Replicas each quorum queue is created with; 0 leaves it to the broker.
+    pub quorum_initial_group_size: u32,
 }
 
 impl RabbitMqSettings {
+    /// The broker URLs to connect to, in order of preference: `urls`, or else `url`.
+    pub fn nodes(&self) -> Vec<SecretString> {
+        if self.urls.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            self.urls.clone()
+        }
+    }
+
     pub(super) fn validate(&self) -> anyhow::Result<()> {
-        let url = self.url.expose_secret();
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return fail("rabbitmq.url", "must be an amqp:// or amqps:// URL");
+        let key = if self.urls.is_empty() {
+            "rabbitmq.url"
+        } else {
+            "rabbitmq.urls"
+        };
+        for node in self.nodes() {
+            let url = node.expose_secret();
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                return fail(key, "must be an amqp:// or amqps:// URL");
+            }
         }
         let publish_ms = self.publish_timeout.as_millis();
         if !(1..10_000).contains(&publish_ms) {
@@ -161,4 +182,27 @@ impl TokenSettings {
         crate::crypto::TokenCipher::new(&self.active_key_id, &self.keys)?;
         Ok(())
     }
+}
+
+/// A list of secrets, written as a TOML list or, from the environment, one comma-separated
+/// string.
+fn secret_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        List(Vec<String>),
+        Joined(String),
+    }
+    let entries: Vec<String> = match Written::deserialize(deserializer)? {
+        Written::List(entries) => entries,
+        Written::Joined(joined) => joined.split(',').map(str::to_owned).collect(),
+    };
+    Ok(entries
+        .into_iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .map(SecretString::from)
+        .collect())
 }

@@ -178,7 +178,7 @@ async fn a_retried_message_comes_back_after_its_delay_and_a_parked_one_lands_in_
         }
     };
     let broker = Broker::start(
-        testkit::amqp_url().into(),
+        vec![testkit::amqp_url().into()],
         "plaidhook-test-consumer",
         shutdown.clone(),
     );
@@ -290,7 +290,7 @@ async fn a_retry_copy_the_broker_refuses_returns_the_message_and_the_consumer_re
         retry_queues: topology.retry_queues(&topology.sync_queue()),
     };
     let broker = Broker::start(
-        testkit::amqp_url().into(),
+        vec![testkit::amqp_url().into()],
         "plaidhook-test-consumer",
         shutdown.clone(),
     );

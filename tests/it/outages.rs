@@ -213,3 +213,40 @@ async fn an_item_linked_while_the_broker_is_away_gets_its_first_sync_when_it_ret
     assert_eq!(item["last_sync"]["trigger"], "exchange", "{item}");
     h.app.stop().await.unwrap();
 }
+
+/// Two nodes of a cluster, as two routes to the test broker: the first dies for good, and the
+/// service moves to the second instead of waiting for the first to come back.
+#[tokio::test]
+async fn with_several_broker_nodes_a_node_that_stays_down_is_left_for_the_next() {
+    let world = World::new(testkit::world::sim_config()).await;
+    let first = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let second = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    first.bring_up();
+    second.bring_up();
+    let nodes = format!(
+        "amqp://guest:guest@{}/%2f?heartbeat=2,amqp://guest:guest@{}/%2f?heartbeat=2",
+        first.addr, second.addr
+    );
+    let node = world
+        .node(
+            Role::All,
+            &[
+                ("PLAIDHOOK__RABBITMQ__URLS", &nodes),
+                ("PLAIDHOOK__RABBITMQ__PUBLISH_TIMEOUT_MS", "500"),
+            ],
+        )
+        .await;
+    let item = linked_and_synced(&world, &node).await;
+
+    first.take_down();
+    // The bank moves on; the webhook is accepted (broker or spool), and the Item catches up
+    // through the second node while the first never returns.
+    assert!(advance_and_deliver(&world, &item, 2).await);
+    world.assert_in_step(&item, Duration::from_secs(60)).await;
+    assert_eq!(
+        node.broker_status(),
+        plaidhook::broker::BrokerStatus::Connected
+    );
+    node.stop().await.unwrap();
+    world.finish().await;
+}
