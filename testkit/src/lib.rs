@@ -12,11 +12,14 @@
 //! - [`api`]: the management API as an app would call it, Link completed in the simulator.
 //! - [`logs`]: every log line of the test process, captured.
 //! - [`alerts`]: an alert webhook receiver. [`proxy`]: a TCP proxy a test can cut.
+//! - [`chaos`]: the chaos run (real processes, a RabbitMQ cluster, injected faults, a ledger),
+//!   driven by the `chaos` binary and `scripts/chaos`.
 
 pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod broker;
+pub mod chaos;
 pub mod database;
 pub mod logs;
 pub mod proxy;
