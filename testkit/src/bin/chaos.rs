@@ -43,8 +43,8 @@ async fn main() -> anyhow::Result<()> {
         postgres_version,
         items: if short { 30 } else { 200 },
         traffic_for: Duration::from_secs(if short { 75 } else { 330 }),
-        pace: Duration::from_millis(if short { 20 } else { 10 }),
-        fault_pause: Duration::from_secs(if short { 3 } else { 2 }),
+        pace: Duration::from_millis(if short { 20 } else { 4 }),
+        fault_pause: Duration::from_millis(if short { 3000 } else { 1000 }),
         drain_within: Duration::from_secs(if short { 180 } else { 300 }),
         seed,
         dir: dir.unwrap_or_else(|| {

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lapin::options::{BasicAckOptions, BasicGetOptions};
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
 use plaidhook::plaid::Transaction;
 use serde::Serialize;
 use serde_json::Value;
@@ -147,13 +149,26 @@ pub async fn drain_events(
     let mut seen = BTreeSet::new();
     let mut held: BTreeMap<String, BTreeMap<String, Transaction>> = BTreeMap::new();
     let (mut events, mut duplicates) = (0, 0);
-    while let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions::default())
-        .await?
+    // Consumed with automatic acks and a large prefetch: one message per round trip (a get
+    // and an ack, each through the quorum queue's log) would take minutes for a long run.
+    channel.basic_qos(1_000, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "plaidhook-chaos-ledger".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    // Everything was published before the drain ended: a quiet second means the queue is empty.
+    while let Ok(Some(delivery)) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), consumer.next()).await
     {
-        let delivery = message.delivery;
+        let delivery = delivery?;
         let event: Value = serde_json::from_slice(&delivery.data)?;
-        delivery.acker.ack(BasicAckOptions::default()).await?;
         if !seen.insert(event["id"].as_str().unwrap_or_default().to_owned()) {
             duplicates += 1;
             continue;
