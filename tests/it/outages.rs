@@ -186,24 +186,13 @@ async fn advance_and_deliver(world: &World, item: &Linked, days: u32) -> bool {
         .await
 }
 
+/// The first sync request of a new Item is written to the outbox in the transaction that
+/// stores the Item, and relayed from there: whatever the broker does at the moment of the
+/// exchange, the request is committed with the Item (no scheduler here to make up for it).
 #[tokio::test]
-async fn an_item_linked_while_the_broker_is_away_gets_its_first_sync_when_it_returns() {
-    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
-    proxy.bring_up();
-    let broker = format!("amqp://guest:guest@{}/%2f?heartbeat=2", proxy.addr);
-    // No scheduler: the first sync must not depend on its sweep.
-    let h = testkit::api::start(&[
-        ("PLAIDHOOK__RABBITMQ__URL", &broker),
-        ("PLAIDHOOK__SCHEDULER__ENABLED", "false"),
-    ])
-    .await;
-    proxy.take_down();
-    let (item_id, _) = h.link_item("user-broker-away").await;
-    assert!(
-        h.item(item_id).await["last_sync"].is_null(),
-        "no sync while the broker is away"
-    );
-    proxy.bring_up();
+async fn a_new_items_first_sync_request_commits_with_the_item_and_is_relayed_from_the_outbox() {
+    let h = testkit::api::start(&[("PLAIDHOOK__SCHEDULER__ENABLED", "false")]).await;
+    let (item_id, plaid_item_id) = h.link_item("user-first-sync").await;
     let item = h
         .item_until(item_id, Duration::from_secs(60), |i| {
             i["last_sync"]["outcome"] == "succeeded"
@@ -211,6 +200,17 @@ async fn an_item_linked_while_the_broker_is_away_gets_its_first_sync_when_it_ret
         .await;
     assert_eq!(item["last_sync"]["outcome"], "succeeded", "{item}");
     assert_eq!(item["last_sync"]["trigger"], "exchange", "{item}");
+    let relayed: Vec<(serde_json::Value, bool)> = sqlx::query_as(
+        "select payload, published_at is not null from outbox
+         where amqp_type = 'plaidhook.sync_request'",
+    )
+    .fetch_all(&h.app.db)
+    .await
+    .unwrap();
+    assert_eq!(relayed.len(), 1, "one request, from the outbox");
+    assert_eq!(relayed[0].0["plaid_item_id"], plaid_item_id.as_str());
+    assert_eq!(relayed[0].0["trigger"], "exchange");
+    assert!(relayed[0].1, "relayed");
     h.app.stop().await.unwrap();
 }
 
