@@ -1,7 +1,8 @@
-//! IP networks in the configuration (`webhook.allowed_sources`, `webhook.trusted_proxies`):
-//! written as a TOML list or, from the environment, one comma-separated string; each entry an
-//! address (`52.21.26.131`), a network (`10.0.0.0/8`), or `plaid`, which stands for the
-//! addresses Plaid publishes as the sources of its webhooks.
+//! List settings, written as a TOML list or, from the environment, one comma-separated string
+//! (`entries`), and the IP networks among them (`webhook.allowed_sources`,
+//! `webhook.trusted_proxies`): each entry an address (`52.21.26.131`), a network
+//! (`10.0.0.0/8`), or `plaid`, which stands for the addresses Plaid publishes as the sources of
+//! its webhooks.
 
 use std::net::IpAddr;
 
@@ -18,8 +19,9 @@ pub const PLAID_WEBHOOK_SOURCES: [&str; 4] = [
     "52.88.82.239",
 ];
 
-/// `#[serde(deserialize_with = "networks::list")]`
-pub fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+/// The entries of a list setting, written as a TOML list or, from the environment, one
+/// comma-separated string; trimmed, empty ones dropped.
+pub(super) fn entries<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Written {
@@ -30,8 +32,18 @@ pub fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D:
         Written::List(entries) => entries,
         Written::Joined(joined) => joined.split(',').map(str::to_owned).collect(),
     };
+    Ok(entries
+        .into_iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect())
+}
+
+/// `#[serde(deserialize_with = "networks::list")]`
+pub fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
     let mut networks = Vec::new();
-    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+    for entry in entries(deserializer)? {
+        let entry = entry.as_str();
         if entry.eq_ignore_ascii_case("plaid") {
             networks.extend(
                 PLAID_WEBHOOK_SOURCES

@@ -189,20 +189,8 @@ impl TokenSettings {
 fn secret_list<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<SecretString>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Written {
-        List(Vec<String>),
-        Joined(String),
-    }
-    let entries: Vec<String> = match Written::deserialize(deserializer)? {
-        Written::List(entries) => entries,
-        Written::Joined(joined) => joined.split(',').map(str::to_owned).collect(),
-    };
-    Ok(entries
+    Ok(networks::entries(deserializer)?
         .into_iter()
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty())
         .map(SecretString::from)
         .collect())
 }
