@@ -444,6 +444,7 @@ fn internal_router(state: &Parts) -> Router {
         ingests: state.role.serves_public(),
         spool_ready_max: settings.webhook.spool_ready_max,
         metrics: state.metrics.clone(),
+        schema_current: Default::default(),
     });
     let router = Router::new()
         .route("/healthz", get(health::healthz))

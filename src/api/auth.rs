@@ -42,6 +42,13 @@ impl ApiAuth {
         Self { tokens }
     }
 
+    /// The names of the configured tokens, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.tokens.iter().map(|(name, _)| name.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+
     /// The name of the configured token `presented` is, if any.
     pub fn authenticate(&self, presented: &str) -> Option<&str> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();

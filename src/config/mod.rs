@@ -4,7 +4,8 @@
 //! (optional, `PLAIDHOOK_ENVIRONMENT`, default `local`) → `PLAIDHOOK__SECTION__KEY` environment
 //! variables. Secrets are `SecretString`s so they never print; durations are `Duration`s
 //! (`duration`). [`Settings::load`] fails with a message that names the offending setting;
-//! nothing starts on a half-valid configuration. Each section validates itself:
+//! nothing starts on a half-valid configuration: a key no setting reads (`strict`) and a named
+//! environment without its file stop the start too. Each section validates itself:
 //!
 //! - `service`: listeners, database, RabbitMQ, the webhook ingress, the token keys.
 //! - `plaid`: which Plaid, its credentials and timeouts, Link, the built-in simulator.
@@ -15,6 +16,7 @@ mod duration;
 mod networks;
 mod plaid;
 mod service;
+mod strict;
 mod workers;
 
 use std::path::PathBuf;
@@ -32,6 +34,9 @@ pub use self::workers::{
     AlertFormat, AlertSettings, ApiSettings, RetentionSettings, SchedulerSettings, SyncSettings,
 };
 pub use crate::telemetry::{LogFormat, TelemetrySettings};
+
+/// The environment used when none is named; the only one whose file may be missing.
+pub const DEFAULT_ENVIRONMENT: &str = "local";
 
 /// The base layer, embedded so a binary copied elsewhere still has every default.
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -66,8 +71,8 @@ impl Settings {
         let dir = std::env::var_os("PLAIDHOOK_CONFIG_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("config"));
-        let environment =
-            std::env::var("PLAIDHOOK_ENVIRONMENT").unwrap_or_else(|_| "local".to_owned());
+        let environment = std::env::var("PLAIDHOOK_ENVIRONMENT")
+            .unwrap_or_else(|_| DEFAULT_ENVIRONMENT.to_owned());
         Self::load_from(&dir, &environment, std::env::vars())
     }
 
@@ -82,13 +87,24 @@ impl Settings {
             .into_iter()
             .filter(|(key, _)| key.starts_with("PLAIDHOOK__"))
             .collect();
+        let file = dir.join(format!("{environment}.toml"));
+        // Only the default environment may have no file: `--environment staging` with no
+        // `staging.toml` is a typo or a wrong directory, and running on defaults instead would
+        // point a production process at a local database.
+        if environment != DEFAULT_ENVIRONMENT && !file.is_file() {
+            anyhow::bail!(
+                "no configuration file for environment `{environment}`: {} does not exist \
+                 (set --config-dir or PLAIDHOOK_CONFIG_DIR to the directory that holds it)",
+                file.display()
+            );
+        }
         let raw = config::Config::builder()
             .add_source(config::File::from_str(
                 DEFAULT_TOML,
                 config::FileFormat::Toml,
             ))
             .add_source(
-                config::File::from(dir.join(format!("{environment}.toml")))
+                config::File::from(file)
                     .format(config::FileFormat::Toml)
                     .required(false),
             )
@@ -101,9 +117,12 @@ impl Settings {
             )
             .build()
             .context("configuration could not be read")?;
-        let settings: Settings = raw
-            .try_deserialize()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let mut unknown = strict::unknown_sim_keys(&raw);
+        let settings: Settings = serde_ignored::deserialize(raw, |path| {
+            unknown.push(path.to_string());
+        })
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        strict::refuse_unknown(unknown)?;
         settings.validate()?;
         Ok(settings)
     }

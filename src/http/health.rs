@@ -1,11 +1,13 @@
 //! Health endpoints.
 //!
 //! `/healthz` says the process serves HTTP. `/readyz` says this process can do its job: the
-//! database answers (needed by every role: the spool, the sync state), and for processes that
+//! database answers (needed by every role: the spool, the sync state) with every migration of
+//! this binary applied (else every query would fail), and for processes that
 //! consume, the broker is connected. An ingress-only process stays ready while the broker is
 //! down because verified webhooks go to the spool, as long as the spool stays under
 //! `webhook.spool_ready_max` rows. `/metrics` renders Prometheus text.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::broker::{Broker, BrokerStatus};
+use crate::store::SchemaState;
 
 /// How long the readiness probe waits for the database before calling it unreachable.
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,6 +35,30 @@ pub struct Probes {
     pub ingests: bool,
     pub spool_ready_max: i64,
     pub metrics: PrometheusHandle,
+    /// Set once the schema was seen current: migrations are never undone under a running
+    /// process, so later probes skip the check.
+    pub schema_current: AtomicBool,
+}
+
+impl Probes {
+    /// `"current"`, `"behind"` (the binary's migrations are not all applied), or `None` when
+    /// the database could not say.
+    async fn schema(&self) -> Option<&'static str> {
+        if self.schema_current.load(Ordering::Relaxed) {
+            return Some("current");
+        }
+        match crate::store::schema_state(&self.db).await {
+            Ok(SchemaState::Current) => {
+                self.schema_current.store(true, Ordering::Relaxed);
+                Some("current")
+            }
+            Ok(SchemaState::Behind { pending }) => {
+                tracing::debug!(pending, "schema behind the binary's migrations");
+                Some("behind")
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 pub async fn healthz() -> impl IntoResponse {
@@ -55,7 +82,12 @@ pub async fn readyz(State(state): State<Arc<Probes>>) -> impl IntoResponse {
         None
     };
     let spool_ok = spool_depth.is_none_or(|depth| depth <= state.spool_ready_max);
-    let ready = database_ok && broker_ok && spool_ok;
+    let schema = if database_ok {
+        state.schema().await
+    } else {
+        None
+    };
+    let ready = database_ok && schema == Some("current") && broker_ok && spool_ok;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -65,6 +97,7 @@ pub async fn readyz(State(state): State<Arc<Probes>>) -> impl IntoResponse {
         "status": if ready { "ready" } else { "not_ready" },
         "checks": {
             "database": if database_ok { "ok" } else { "unreachable" },
+            "schema": schema,
             "broker": broker,
             "spool_depth": spool_depth,
         },

@@ -128,3 +128,38 @@ pub async fn release_lease(db: &PgPool, name: &str, holder: uuid::Uuid) -> Resul
 pub async fn is_reachable(pool: &PgPool) -> bool {
     sqlx::query("select 1").execute(pool).await.is_ok()
 }
+
+/// How the database's schema compares with the migrations compiled into this binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaState {
+    /// Every migration of this binary is applied (a newer binary may have applied more: its
+    /// migrations keep the schema readable by the previous release, so that is current too).
+    Current,
+    /// This many of the binary's migrations are not applied: queries would fail.
+    Behind { pending: usize },
+}
+
+/// Compares the applied migrations (`_sqlx_migrations`) with [`MIGRATOR`]'s. A process started
+/// with `database.migrate_on_start = false` before `plaidhook migrate` ran is not ready.
+pub async fn schema_state(db: &PgPool) -> Result<SchemaState, sqlx::Error> {
+    // Not a `query!`: the table is sqlx's own, absent until the first migration runs.
+    let exists: bool = sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+        .fetch_one(db)
+        .await?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("select version from _sqlx_migrations where success")
+            .fetch_all(db)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let pending = MIGRATOR
+        .iter()
+        .filter(|migration| !applied.contains(&migration.version))
+        .count();
+    Ok(if pending == 0 {
+        SchemaState::Current
+    } else {
+        SchemaState::Behind { pending }
+    })
+}

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use app::{spawn_app, spawn_app_with, TestApp, TestAppBuilder};
 pub use broker::{amqp_channel, amqp_url, publisher_for, test_topology};
-pub use database::{database_server, settings_with, TestDatabase};
+pub use database::{config_dir, database_server, settings_with, TestDatabase};
 
 /// Polls `check` every 50 ms until it holds or `within` passes; returns whether it held.
 pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool

@@ -164,6 +164,55 @@ async fn readyz_reports_not_ready_when_the_database_is_unreachable() {
 }
 
 #[tokio::test]
+async fn readyz_reports_not_ready_until_the_schema_has_every_migration_of_the_binary() {
+    use sqlx::migrate::MigrateDatabase;
+
+    // `migrate_on_start = false` and no `plaidhook migrate` yet: the database answers, but
+    // every query would fail on a missing table.
+    let database = TestDatabase::new();
+    sqlx::Postgres::create_database(&database.url)
+        .await
+        .unwrap();
+    let app = spawn_app_with(
+        Role::Serve,
+        &[
+            ("PLAIDHOOK__DATABASE__URL", &database.url),
+            ("PLAIDHOOK__DATABASE__MIGRATE_ON_START", "false"),
+        ],
+    )
+    .await;
+    let response = app
+        .http
+        .get(app.internal_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["schema"], "behind");
+
+    // The operator runs the migrations: the same process becomes ready.
+    let settings = settings_with(&[("PLAIDHOOK__DATABASE__URL", &database.url)]).unwrap();
+    plaidhook::store::migrate(&settings.database).await.unwrap();
+    assert_eq!(
+        app.wait_ready(Duration::from_secs(15)).await,
+        StatusCode::OK
+    );
+    let body: serde_json::Value = app
+        .http
+        .get(app.internal_url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["checks"]["schema"], "current");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn with_the_broker_down_an_ingress_stays_ready_and_a_worker_does_not() {
     let dead_broker = [(
         "PLAIDHOOK__RABBITMQ__URL",
@@ -264,6 +313,61 @@ async fn each_bad_config_value_fails_with_a_message_naming_the_setting() {
     }
     // And the defaults themselves are valid.
     settings_with(&[]).expect("config/default.toml + config/test.toml are valid");
+}
+
+#[tokio::test]
+async fn a_setting_no_one_reads_stops_the_start_and_is_named_with_its_likely_meaning() {
+    // The singular `TOKEN` would otherwise be dropped and every API call would answer 401.
+    let error = settings_with(&[("PLAIDHOOK__API__TOKEN__ADMIN", "ab12")])
+        .expect_err("an unknown key must be refused");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("`api.token`") && message.contains("did you mean `api.tokens`?"),
+        "{message}"
+    );
+    // Unknown sections, and unknown keys inside the flattened [sim] table, are caught too.
+    for (key, named) in [
+        ("PLAIDHOOK__WEBHOOKS__MAX_AGE_SECS", "`webhooks`"),
+        ("PLAIDHOOK__SYNC__PAGE_SIZES", "`sync.page_sizes`"),
+        ("PLAIDHOOK__SIM__SEDE", "`sim.sede`"),
+    ] {
+        let error = settings_with(&[(key, "1")]).expect_err(key);
+        assert!(format!("{error:#}").contains(named), "{key}: {error:#}");
+    }
+    // A key of a map (`api.tokens.<name>`) or of the simulator's settings is not unknown.
+    settings_with(&[
+        ("PLAIDHOOK__API__TOKENS__ADMIN", &"ab".repeat(32)),
+        ("PLAIDHOOK__SIM__SEED", "7"),
+    ])
+    .expect("known keys are accepted");
+}
+
+#[tokio::test]
+async fn a_named_environment_without_its_file_stops_the_start() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_plaidhook"))
+        .args(["--environment", "staging", "--config-dir"])
+        .arg(testkit::config_dir())
+        .arg("serve")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("environment `staging`") && stderr.contains("staging.toml"),
+        "stderr: {stderr}"
+    );
+    // A file written in TOML with a misspelt key is refused the same way as a variable.
+    let dir = std::env::temp_dir().join(format!("plaidhook-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("staging.toml"), "[sync]\npage_sise = 100\n").unwrap();
+    let loaded = plaidhook::config::Settings::load_from(&dir, "staging", Vec::new());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let error = loaded.expect_err("misspelt key");
+    assert!(
+        format!("{error:#}").contains("did you mean `sync.page_size`?"),
+        "{error:#}"
+    );
 }
 
 #[tokio::test]
