@@ -1,8 +1,9 @@
 //! `plaidhook dead-letters`: look at and replay what parked in `plaidhook.dead`.
 //!
 //! A message parks when a consumer gave up on it (a permanent failure, retries exhausted) or
-//! when it exceeded the queue's delivery limit (it kept killing workers). RabbitMQ records
-//! where it came from in the `x-death` header; replay publishes it back to that queue, with
+//! when it exceeded the queue's delivery limit (it kept killing workers). A consumer's park
+//! carries the cause and the queue in headers of its own; RabbitMQ's dead-lettering records
+//! the queue and the reason in `x-death`. Replay publishes it back to that queue, with
 //! confirm, and only then removes it from the parking queue, so a failed replay loses nothing.
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 
+use crate::broker::consumer::{ATTEMPT_HEADER, PARKED_CAUSE_HEADER, PARKED_FROM_HEADER};
 use crate::broker::{Publisher, Topology};
 
 /// One parked message, as `list` shows it.
@@ -23,9 +25,24 @@ pub struct ParkedMessage {
     pub kind: Option<String>,
     /// The queue it was dead-lettered from.
     pub from_queue: Option<String>,
-    /// `rejected`, `delivery_limit`, `expired`, …
+    /// `rejected` (a consumer gave up on it), `delivery_limit`, `expired`, …
     pub reason: Option<String>,
+    /// The error that made the consumer give up, when it said (`x-plaidhook-parked-cause`).
+    pub cause: Option<String>,
     pub body_preview: String,
+}
+
+fn header(properties: &BasicProperties, name: &str) -> Option<String> {
+    match properties.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+/// The queue a parked message came from: the consumer's header, else RabbitMQ's `x-death`.
+fn origin(properties: &BasicProperties) -> Option<String> {
+    header(properties, PARKED_FROM_HEADER).or_else(|| death_field(properties, "queue"))
 }
 
 fn death_field(properties: &BasicProperties, field: &str) -> Option<String> {
@@ -78,8 +95,13 @@ pub async fn list(
         parked.push(ParkedMessage {
             message_id: properties.message_id().as_ref().map(|s| s.to_string()),
             kind: properties.kind().as_ref().map(|s| s.to_string()),
-            from_queue: death_field(properties, "queue"),
-            reason: death_field(properties, "reason"),
+            from_queue: origin(properties),
+            // A consumer's own park copy may carry older `x-death` entries (its trips through
+            // the delay queues), so its header is read first.
+            reason: header(properties, PARKED_CAUSE_HEADER)
+                .map(|_| "rejected".to_owned())
+                .or_else(|| death_field(properties, "reason")),
+            cause: header(properties, PARKED_CAUSE_HEADER),
             body_preview: String::from_utf8_lossy(&delivery.data[..delivery.data.len().min(160)])
                 .into_owned(),
         });
@@ -135,14 +157,19 @@ pub async fn replay(
             break;
         };
         let delivery = message.delivery;
-        let origin = death_field(&delivery.properties, "queue")
-            .context("a parked message without x-death cannot be routed back")?;
+        let origin = origin(&delivery.properties)
+            .context("a parked message that names no queue cannot be routed back")?;
         // Fresh attempt count: the replay is an operator's decision to try again.
         let mut headers = FieldTable::default();
         if let Some(old) = delivery.properties.headers() {
             for (key, value) in old.inner() {
-                if key.as_str() != "x-death"
-                    && key.as_str() != crate::broker::consumer::ATTEMPT_HEADER
+                if ![
+                    "x-death",
+                    ATTEMPT_HEADER,
+                    PARKED_CAUSE_HEADER,
+                    PARKED_FROM_HEADER,
+                ]
+                .contains(&key.as_str())
                 {
                     headers.insert(key.clone(), value.clone());
                 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::AlertDocument;
 use crate::config::{AlertFormat, AlertSettings};
-use crate::telemetry::names;
+use crate::telemetry::{names, Repeated};
 
 const BATCH: i64 = 50;
 
@@ -44,11 +44,15 @@ impl Notifier {
     /// Delivers due alerts until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let poll = self.settings.poll_interval;
+        let mut failing = Repeated::new("alert delivery round");
         loop {
             match self.round().await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = %error, "alert delivery round failed"),
+                Ok(n) if n as i64 == BATCH => {
+                    failing.recovered();
+                    continue;
+                }
+                Ok(_) => failing.recovered(),
+                Err(error) => failing.failed(&error),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

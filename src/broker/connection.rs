@@ -17,9 +17,14 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::Repeated;
+
 /// How long the current node may stay unreachable before plaidhook moves to the next one, when
 /// it has several: longer than a connection blip lapin's recovery absorbs on the same node.
 const FAILOVER_AFTER: Duration = Duration::from_secs(5);
+
+/// How long a connection attempt may stay unanswered before the log says so.
+const SLOW_CONNECT: Duration = Duration::from_secs(5);
 
 /// Auto-recovery re-opens the connection and its channels after a broker restart.
 fn connection_properties(name: &str) -> ConnectionProperties {
@@ -81,16 +86,32 @@ impl Broker {
     async fn supervise(self, nodes: Vec<SecretString>, name: String, stop: CancellationToken) {
         let mut node = 0;
         let mut delay = Duration::from_millis(100);
+        let mut unreachable = Repeated::new("RabbitMQ connection");
         loop {
             let url = &nodes[node % nodes.len()];
+            let connect = Connection::connect(url.expose_secret(), connection_properties(&name));
+            tokio::pin!(connect);
+            // A node that drops packets leaves the attempt pending for the TCP timeout: say so
+            // early rather than stay silent (the attempt itself goes on).
             let attempt = tokio::select! {
                 _ = stop.cancelled() => return,
-                attempt = Connection::connect(url.expose_secret(), connection_properties(&name)) => attempt,
+                attempt = &mut connect => attempt,
+                _ = tokio::time::sleep(SLOW_CONNECT) => {
+                    tracing::warn!(broker.node = node % nodes.len(), waited_secs = SLOW_CONNECT.as_secs(), "RabbitMQ has not answered yet; still trying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        attempt = &mut connect => attempt,
+                    }
+                }
             };
             let connection = match attempt {
                 Ok(connection) => Arc::new(connection),
                 Err(error) => {
-                    tracing::warn!(broker.node = node % nodes.len(), error = %error, retry_in_ms = delay.as_millis() as u64, "RabbitMQ unreachable");
+                    unreachable.failed(&format_args!(
+                        "node {} unreachable, retrying in {} ms: {error}",
+                        node % nodes.len(),
+                        delay.as_millis()
+                    ));
                     node += 1;
                     // A pause once every node has been tried.
                     if node % nodes.len() == 0 {
@@ -104,6 +125,7 @@ impl Broker {
                 }
             };
             delay = Duration::from_millis(100);
+            unreachable.recovered();
             tracing::info!(broker.node = node % nodes.len(), "connected to RabbitMQ");
             let watching = stop.child_token();
             self.watch_events(&connection, watching.clone());
@@ -160,6 +182,8 @@ impl Broker {
         let mut events = connection.events_listener();
         let inner = self.inner.clone();
         tokio::spawn(async move {
+            // Recovery retries every few seconds while the broker is away: logged on change.
+            let mut errors = Repeated::new("RabbitMQ connection recovery");
             loop {
                 let event = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -175,10 +199,11 @@ impl Broker {
                         tracing::info!("RabbitMQ unblocked the connection");
                         inner.blocked.store(false, Ordering::Relaxed);
                     }
-                    Some(Event::Connected) => tracing::info!("RabbitMQ connection (re)established"),
-                    Some(Event::Error(error)) => {
-                        tracing::warn!(error = %error, "RabbitMQ connection error")
+                    Some(Event::Connected) => {
+                        errors.recovered();
+                        tracing::info!("RabbitMQ connection (re)established")
                     }
+                    Some(Event::Error(error)) => errors.failed(&error),
                     Some(_) => {}
                 }
             }

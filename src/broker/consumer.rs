@@ -8,8 +8,12 @@
 //!   is acked once the copy is confirmed. Past the last step it is parked instead.
 //! - `Requeue`: not processed here (the process is stopping). The message goes back to its
 //!   queue at once for another worker, without spending a retry.
-//! - `Park`: a permanent failure. The message is rejected without requeue, so the queue
-//!   dead-letters it to `plaidhook.dead`, where an operator can inspect and replay it.
+//! - `Park`: a permanent failure. A copy goes to `plaidhook.dead` carrying the cause and the
+//!   queue it came from (`PARKED_CAUSE_HEADER`, `PARKED_FROM_HEADER`), where an operator can
+//!   inspect and replay it, and the original is acked once the copy is confirmed. If the
+//!   broker refuses the copy, the original is rejected without requeue and the queue
+//!   dead-letters it there itself (`x-death` says `rejected`, without the cause): parked either
+//!   way. Each park is logged with the message id, the Item and the cause.
 //!
 //! A worker that dies mid-message leaves it unacked: the broker redelivers it, and the quorum
 //! queue's `x-delivery-limit` parks a message that keeps killing workers.
@@ -35,10 +39,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Broker, Publisher, Topology};
-use crate::telemetry::names;
+use crate::telemetry::{names, Repeated};
 
 /// Header carrying how many times a message has been retried through the delay queues.
 pub const ATTEMPT_HEADER: &str = "x-plaidhook-attempt";
+
+/// Header of a parked message: the error that parked it.
+pub const PARKED_CAUSE_HEADER: &str = "x-plaidhook-parked-cause";
+
+/// Header of a parked message: the queue it was consumed from (replay routes it back there).
+pub const PARKED_FROM_HEADER: &str = "x-plaidhook-parked-from";
+
+/// A consumer that consumed this long before it stopped counts as having recovered.
+const CONSUMED_A_WHILE: Duration = Duration::from_secs(10);
+
+/// Longest cause kept in a parked message's header.
+const MAX_CAUSE_CHARS: usize = 500;
 
 /// Why a message is retried: the error that stopped it, kept typed for the log line.
 pub type RetryReason = Box<dyn std::error::Error + Send + Sync>;
@@ -115,8 +131,10 @@ pub async fn run<H, Fut>(
 {
     let handler = Arc::new(handler);
     let in_flight = TaskTracker::new();
+    let mut failing = Repeated::new(spec.name);
     while !shutdown.is_cancelled() {
-        if let Err(error) = consume_once(
+        let started = tokio::time::Instant::now();
+        let consumed = consume_once(
             &broker,
             &publisher,
             &spec,
@@ -124,9 +142,15 @@ pub async fn run<H, Fut>(
             &in_flight,
             &shutdown,
         )
-        .await
-        {
-            tracing::warn!(consumer = spec.name, error = %error, "consumer stopped; resuming shortly");
+        .await;
+        // A consumer that ran a while before it stopped had recovered in between.
+        if consumed.is_ok() || started.elapsed() >= CONSUMED_A_WHILE {
+            failing.recovered();
+        }
+        if let Err(error) = consumed {
+            failing.failed(&format_args!(
+                "consumer stopped, resuming shortly: {error:#}"
+            ));
         }
         tokio::select! {
             _ = shutdown.cancelled() => {}
@@ -311,25 +335,71 @@ async fn settle(
                 tracing::info!(consumer = spec.name, attempt = attempt + 1, delay_queue = %delay_queue, reason = %reason, "message will be retried");
             }
             None => {
-                tracing::warn!(consumer = spec.name, attempt, reason = %reason, "retries exhausted; parking the message");
-                let rejected = delivery
-                    .acker
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await;
-                settled(rejected, "reject")?;
+                let cause = format!("retries exhausted after {attempt} attempts: {reason}");
+                park(delivery, &cause, publisher, spec).await?;
             }
         },
-        Outcome::Park { reason } => {
-            tracing::warn!(consumer = spec.name, reason = %reason, "parking the message");
-            // Rejected without requeue, the queue dead-letters it to plaidhook.dead.
-            let rejected = delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await;
-            settled(rejected, "reject")?;
-        }
+        Outcome::Park { reason } => park(delivery, &reason, publisher, spec).await?,
     }
     Ok(())
+}
+
+/// Parks the message in `plaidhook.dead` with its cause (see the module's map).
+async fn park(
+    delivery: &Delivery,
+    cause: &str,
+    publisher: &Publisher,
+    spec: &ConsumerSpec,
+) -> anyhow::Result<()> {
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.to_string());
+    tracing::warn!(
+        consumer = spec.name,
+        message.id = message_id.as_deref().unwrap_or("-"),
+        plaid.item_id = item_of(&delivery.data).as_deref().unwrap_or("-"),
+        cause,
+        "parking the message in the dead-letter queue"
+    );
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    let cause: String = cause.chars().take(MAX_CAUSE_CHARS).collect();
+    headers.insert(
+        PARKED_CAUSE_HEADER.into(),
+        AMQPValue::LongString(cause.into()),
+    );
+    headers.insert(
+        PARKED_FROM_HEADER.into(),
+        AMQPValue::LongString(spec.queue.as_str().into()),
+    );
+    let properties = delivery.properties.clone().with_headers(headers);
+    let exchange = publisher.topology().dead_letter_exchange();
+    // The dead-letter exchange is a fanout into the parking queue: the routing key is ignored.
+    let copied = publisher
+        .publish(&exchange, &spec.queue, &delivery.data, properties)
+        .await;
+    if copied.is_ok() {
+        return settled(delivery.acker.ack(BasicAckOptions::default()).await, "ack");
+    }
+    // Rejected without requeue, the queue dead-letters it to plaidhook.dead itself.
+    let rejected = delivery
+        .acker
+        .reject(BasicRejectOptions { requeue: false })
+        .await;
+    settled(rejected, "reject")
+}
+
+/// The Plaid item id a message is about, for the log: webhook envelopes carry `item_id`, sync
+/// requests `plaid_item_id`. Only that field is read; nothing else of the body is kept.
+fn item_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct About {
+        item_id: Option<String>,
+        plaid_item_id: Option<String>,
+    }
+    let about: About = serde_json::from_slice(body).ok()?;
+    about.item_id.or(about.plaid_item_id)
 }
 
 /// Gives the message back to its queue for the next consumer.

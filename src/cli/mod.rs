@@ -193,7 +193,7 @@ async fn dead_letters(settings: &Settings, action: DeadLetterAction) -> anyhow::
                         m.message_id.as_deref().unwrap_or("-"),
                         m.kind.as_deref().unwrap_or("-"),
                         m.from_queue.as_deref().unwrap_or("?"),
-                        m.reason.as_deref().unwrap_or("?"),
+                        m.cause.as_deref().or(m.reason.as_deref()).unwrap_or("?"),
                         m.body_preview.replace('\n', " ")
                     );
                 }

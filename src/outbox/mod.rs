@@ -26,7 +26,7 @@ use crate::broker::Publisher;
 use crate::messages::envelope::amqp_properties;
 use crate::messages::sync_request::SYNC_REQUEST_TYPE;
 use crate::messages::{Event, SyncRequest};
-use crate::telemetry::names;
+use crate::telemetry::{names, Repeated};
 
 /// Advisory lock key of the relay: one relay at a time across replicas keeps events in order.
 const RELAY_LOCK_KEY: i64 = 0x706c_6169_6465_7674;
@@ -113,11 +113,15 @@ impl OutboxRelay {
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut failing = Repeated::new("outbox relay");
         loop {
             match self.relay_batch().await {
-                Ok(n) if n as i64 == RELAY_BATCH => continue,
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = %error, "outbox relay round failed"),
+                Ok(n) if n as i64 == RELAY_BATCH => {
+                    failing.recovered();
+                    continue;
+                }
+                Ok(_) => failing.recovered(),
+                Err(error) => failing.failed(&error),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

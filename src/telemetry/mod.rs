@@ -7,7 +7,8 @@
 //! every returned message whole, and its frames at debug): [`body_guard`] drops those events
 //! in code, whatever `telemetry.filter` or `RUST_LOG` asks for. Metrics are recorded with the `metrics`
 //! facade under the names of [`names`] (each with its description) and rendered in Prometheus
-//! text format on the internal listener's `/metrics`.
+//! text format on the internal listener's `/metrics`. A condition that repeats is logged on
+//! change with a count ([`Repeated`]), and ERROR is kept for what needs a human.
 //!
 //! This module imports nothing of plaidhook's: every other room may record metrics.
 
@@ -23,6 +24,9 @@ use tracing_subscriber::util::TryInitError;
 use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
 
 pub mod names;
+pub mod repeated;
+
+pub use repeated::Repeated;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -155,7 +155,7 @@ async fn handle(
     tracing::info!(
         webhook.r#type = webhook.webhook_type(),
         webhook.code = webhook.webhook_code(),
-        item.id = webhook.item_id().unwrap_or("-"),
+        plaid.item_id = webhook.item_id().unwrap_or("-"),
         webhook.path = path,
         "webhook accepted"
     );

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Publisher;
 use crate::messages::envelope::{amqp_properties, WebhookEnvelope};
-use crate::telemetry::names;
+use crate::telemetry::{names, Repeated};
 
 /// Advisory lock key of the relay ("plaidhook spool" as an arbitrary constant).
 const RELAY_LOCK_KEY: i64 = 0x706c_6169_6473_706f;
@@ -108,8 +108,23 @@ impl Spool {
         publisher: Arc<Publisher>,
         shutdown: CancellationToken,
     ) {
+        // Logged on change: a broker away for an hour is one line when it goes and one when
+        // it is back, not one per round.
+        let mut stuck = Repeated::new("spool relay");
+        let mut reading = Repeated::new("spool read");
         loop {
-            match self.relay_batch(&publisher).await {
+            let round = self.relay_batch(&publisher).await;
+            match &round {
+                Ok(RelayRound::Stuck) => {
+                    stuck.failed(&"the broker is not taking spooled webhooks yet")
+                }
+                Ok(_) => stuck.recovered(),
+                Err(_) => {}
+            }
+            if round.is_ok() {
+                reading.recovered();
+            }
+            match round {
                 // A full batch went out: go again at once.
                 Ok(RelayRound::MoreWaiting) => continue,
                 Ok(RelayRound::Drained) if self.has_backlog() => {
@@ -123,9 +138,7 @@ impl Spool {
                 }
                 Ok(RelayRound::Drained) => {}
                 Ok(RelayRound::Stuck) | Ok(RelayRound::OtherRelay) => {}
-                Err(error) => {
-                    tracing::warn!(error = %error, "spool relay could not read the spool")
-                }
+                Err(error) => reading.failed(&error),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -184,12 +197,12 @@ impl Spool {
                         tracing::error!(spool.id = row.id, webhook.id = %row.webhook_id, error = %error, "the broker keeps refusing a spooled webhook; parked for an operator");
                         continue;
                     }
-                    tracing::warn!(spool.id = row.id, error = %error, "the broker refused a spooled webhook; trying again");
+                    tracing::debug!(spool.id = row.id, error = %error, "the broker refused a spooled webhook; trying again");
                     stuck = true;
                     break;
                 }
                 Err(error) => {
-                    tracing::warn!(spool.id = row.id, error = %error, "spooled webhook not relayed yet");
+                    tracing::debug!(spool.id = row.id, error = %error, "spooled webhook not relayed yet");
                     sqlx::query!(
                         "update webhook_spool set attempts = attempts + 1, last_error = $2 where id = $1",
                         row.id,

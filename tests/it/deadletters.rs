@@ -154,6 +154,21 @@ async fn the_api_lists_a_parked_message_and_replays_it() {
         listed["messages"][0]["from_queue"],
         app.topology.items_queue()
     );
+    // The listing says why it parked, not only that a consumer rejected it.
+    assert_eq!(listed["messages"][0]["reason"], "rejected");
+    let cause = listed["messages"][0]["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("envelope"), "cause: {cause:?}");
+    // And the log names the message and the cause (the body, never).
+    let logs = testkit::logs::captured();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("parking the message"))
+        .unwrap_or_else(|| panic!("no park line in the logs:\n{logs}"));
+    assert!(
+        line.contains("broken-1") && line.contains("envelope"),
+        "{line}"
+    );
+    assert!(!logs.contains("not an envelope"), "the body reached a log");
 
     // Listing hands the message back to the queue asynchronously (another channel's requeue
     // becomes visible to this one when the broker has applied it): wait until it is ready again.
@@ -190,4 +205,75 @@ async fn the_api_lists_a_parked_message_and_replays_it() {
         .await;
     assert!(parked_again);
     harness.app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_cli_listing_writes_only_json_on_stdout_so_it_pipes_into_a_parser() {
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    // The delivery limit of config/test.toml: the CLI declares the same topology.
+    let topology = plaidhook::broker::Topology::new(&namespace, 10);
+    let (publisher, shutdown) = testkit::publisher_for(&topology).await;
+    let channel = testkit::amqp_channel().await.unwrap();
+    for id in ["pipe-1", "pipe-2"] {
+        publisher
+            .publish(
+                &topology.webhooks_exchange(),
+                "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+                br#"{"item_id":"piped"}"#,
+                lapin::BasicProperties::default().with_message_id(id.into()),
+            )
+            .await
+            .unwrap();
+        let message = channel
+            .basic_get(topology.sync_queue().into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("the message is on the sync queue");
+        channel
+            .basic_reject(
+                message.delivery.delivery_tag,
+                BasicRejectOptions { requeue: false },
+            )
+            .await
+            .unwrap();
+    }
+    let parked = tokio::time::timeout(Duration::from_secs(10), async {
+        while deadletters::depth(&channel, &topology).await.unwrap() != 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(parked.is_ok(), "both messages parked");
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_plaidhook"))
+        .args(["--environment", "test", "--config-dir"])
+        .arg(testkit::config_dir())
+        .args(["dead-letters", "list", "--json"])
+        .env("PLAIDHOOK__RABBITMQ__NAMESPACE", &namespace)
+        // Logs on, at INFO: they must go to stderr, not into the data.
+        .env("PLAIDHOOK__TELEMETRY__FILTER", "info")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("stdout is UTF-8");
+    let ids: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            let message: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"));
+            message["message_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["pipe-1", "pipe-2"]);
+    assert!(!stdout.contains('\u{1b}'), "no colour codes in data");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains('\u{1b}'), "no colour codes into a pipe");
+
+    topology.delete(&channel).await.unwrap();
+    shutdown.cancel();
 }
