@@ -28,13 +28,24 @@ pub enum ApiError {
     /// The request conflicts with the resource's state (e.g. the Item was removed).
     #[error("{0}")]
     Conflict(String),
-    /// Too many requests of this kind; the message says when to try again.
-    #[error("{0}")]
-    RateLimited(String),
+    /// Too many requests of this kind; `Retry-After` says when to try again.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// The route exists but not with this method; `allow` lists the methods it has.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// Plaid refused the call; `plaid_code` is Plaid's `error_code` (e.g. ITEM_LOGIN_REQUIRED),
     /// which clients may act on. The message is Plaid's, which carries no secrets.
     #[error("Plaid error {plaid_code}: {message}")]
     Plaid { plaid_code: String, message: String },
+    /// Plaid refused the call because of the Item's state (an ITEM_ERROR such as
+    /// ITEM_LOGIN_REQUIRED): not a fault of plaidhook or Plaid, and retrying will not help
+    /// until the user repairs the Item, so a 409 with Plaid's `error_code`.
+    #[error("the Item needs attention ({plaid_code}): {message}")]
+    PlaidItemState { plaid_code: String, message: String },
     /// Plaid refused a value the client gave (e.g. an INVALID_PUBLIC_TOKEN): the client's
     /// request is at fault, so a 400, still with Plaid's `error_code`.
     #[error("Plaid refused the request's value ({plaid_code}): {message}")]
@@ -56,8 +67,11 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Conflict(_) => "conflict",
-            Self::RateLimited(_) => "rate_limited",
-            Self::Plaid { .. } | Self::PlaidRefusedInput { .. } => "plaid_error",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Plaid { .. } | Self::PlaidRefusedInput { .. } | Self::PlaidItemState { .. } => {
+                "plaid_error"
+            }
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -71,8 +85,10 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Plaid { .. } => StatusCode::BAD_GATEWAY,
+            Self::PlaidItemState { .. } => StatusCode::CONFLICT,
             Self::PlaidRefusedInput { .. } => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,10 +108,21 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        if let Self::Plaid { plaid_code, .. } | Self::PlaidRefusedInput { plaid_code, .. } = &self {
+        if let Self::Plaid { plaid_code, .. }
+        | Self::PlaidRefusedInput { plaid_code, .. }
+        | Self::PlaidItemState { plaid_code, .. } = &self
+        {
             body["error"]["plaid_error_code"] = json!(plaid_code);
         }
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::RateLimited { retry_after, .. } = &self {
+            // Whole seconds, rounded up: a client that waits exactly this long is not refused.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.max(1).into());
+        }
+        response
     }
 }
 

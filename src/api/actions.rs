@@ -102,10 +102,23 @@ pub async fn manual_sync(
     .fetch_optional(&state.db)
     .await?;
     let Some(plaid_item_id) = claimed else {
-        return Err(ApiError::RateLimited(format!(
-            "a manual sync of this Item was requested less than {} seconds ago",
-            state.api.manual_sync_min_interval.as_secs()
-        )));
+        // How long until the interval since the last manual sync has passed.
+        let wait = sqlx::query_scalar!(
+            r#"select greatest(0, extract(epoch from manual_sync_requested_at
+                                        + make_interval(secs => $2) - now()))::float8 as "wait!"
+               from items where id = $1"#,
+            item_id,
+            min_interval,
+        )
+        .fetch_one(&state.db)
+        .await?;
+        return Err(ApiError::RateLimited {
+            message: format!(
+                "a manual sync of this Item was requested less than {} seconds ago",
+                state.api.manual_sync_min_interval.as_secs()
+            ),
+            retry_after: std::time::Duration::from_secs_f64(wait.max(0.0)),
+        });
     };
     let access_token = state.credentials(item_id).await?.access_token;
     let refresh: Result<RequestIdResponse, _> = state

@@ -1,4 +1,5 @@
-//! Items through the API: list (filtered by status), read one in full, remove.
+//! Items through the API: list (filtered by status, the app's user id or Plaid's item id),
+//! read one in full, remove.
 //!
 //! An Item's view never carries its access token; it carries what an app or on-call needs:
 //! status and last error, consent expiry, last sync, accounts and balances (money as decimal
@@ -44,6 +45,10 @@ pub struct ItemView {
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub status: Option<String>,
+    /// The app's own user id, as given when the Item was exchanged.
+    pub client_user_id: Option<String>,
+    /// Plaid's `item_id` (what Plaid's webhooks and dashboard name).
+    pub plaid_item_id: Option<String>,
     pub limit: Option<i64>,
     /// The last id of the previous page (ids grow with creation time).
     pub after: Option<Uuid>,
@@ -69,6 +74,14 @@ pub async fn list(
             )));
         }
     }
+    for (name, value) in [
+        ("client_user_id", &params.client_user_id),
+        ("plaid_item_id", &params.plaid_item_id),
+    ] {
+        if let Some(value) = value {
+            super::require_text(name, value, 128)?;
+        }
+    }
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -82,10 +95,14 @@ pub async fn list(
                 last_synced_at, last_webhook_at, removed_at, created_at, updated_at
          from items
          where ($1::text is null or status = $1) and ($2::uuid is null or id > $2)
+           and ($4::text is null or client_user_id = $4)
+           and ($5::text is null or plaid_item_id = $5)
          order by id limit $3",
         params.status,
         params.after,
         limit,
+        params.client_user_id,
+        params.plaid_item_id,
     )
     .fetch_all(&state.db)
     .await?;

@@ -3,7 +3,9 @@
 //! - `POST /api/v1/link/token` — a Link token for a new Item (`transactions`), for the app's
 //!   user `client_user_id`, with plaidhook's webhook URL.
 //! - `POST /api/v1/link/exchange` — the public token Link returned becomes an Item: the access
-//!   token is sealed at rest (never returned, never logged) and the first sync is requested.
+//!   token is sealed at rest (never returned, never logged), Plaid is told plaidhook's webhook
+//!   URL if the Item has another or none, and the first sync is requested. The same Plaid Item
+//!   linked again becomes `active` again (recorded); linked for another user, it is refused.
 //! - `POST /api/v1/items/{id}/link-token` — an update-mode Link token (`access_token` set, no
 //!   `products`; account selection on when Plaid said new accounts are available).
 //! - `POST /api/v1/items/{id}/link-success` — the app reports the user finished update mode:
@@ -22,13 +24,14 @@ use super::{
 };
 use crate::error::ApiError;
 use crate::items::reconcile::ReconcileError;
-use crate::items::rows::LinkedItem;
+use crate::items::rows::{LinkError, Linked, LinkedItem};
 use crate::items::{ItemStatus, Signal, StatusSource};
 use crate::messages::SyncTrigger;
 use crate::plaid::{
-    AccessTokenRequest, ErrorCode, ItemGetResponse, ItemPublicTokenExchangeRequest,
-    ItemPublicTokenExchangeResponse, LinkTokenCreateRequest, LinkTokenCreateResponse,
-    LinkTokenTransactions, LinkTokenUpdate, LinkTokenUser, Product, PublicToken,
+    AccessToken, AccessTokenRequest, ErrorCode, ItemGetResponse, ItemPublicTokenExchangeRequest,
+    ItemPublicTokenExchangeResponse, ItemWebhookUpdateRequest, ItemWebhookUpdateResponse,
+    LinkTokenCreateRequest, LinkTokenCreateResponse, LinkTokenTransactions, LinkTokenUpdate,
+    LinkTokenUser, Product, PublicToken,
 };
 
 #[derive(Debug, Deserialize)]
@@ -231,10 +234,16 @@ pub async fn exchange_public_token(
         .as_ref()
         .and_then(|d| d.item.item.institution_name.clone());
     let plaid_item_id = exchanged.item_id.as_str().to_owned();
+    let webhook_url_set = match &details {
+        Some(details) => {
+            ensure_webhook_url(&state, &exchanged.access_token, &details.item.item.webhook).await
+        }
+        None => None,
+    };
     // The Item and its first sync request commit together: a linked Item always gets its
     // first sync (Plaid sends no webhook before it), however the broker is doing right now.
     let mut tx = state.db.begin().await?;
-    let item_id = crate::items::rows::link(
+    let linked = crate::items::rows::link(
         &mut tx,
         &state.tokens,
         LinkedItem {
@@ -245,13 +254,34 @@ pub async fn exchange_public_token(
             institution_name: institution_name.as_deref(),
         },
     )
-    .await?;
+    .await
+    .map_err(|error| match error {
+        LinkError::OtherUser => ApiError::Conflict(
+            "this Plaid Item is already linked for another client_user_id; nothing was changed"
+                .into(),
+        ),
+        LinkError::Database(error) => error.into(),
+    })?;
+    let item_id = linked.id();
+    if let Some(replaced) = webhook_url_set {
+        crate::items::rows::note_webhook_url_set(&mut tx, item_id, replaced).await?;
+    }
     let (first_sync, queue) = state
         .sync_requests
         .prepare(&plaid_item_id, SyncTrigger::Exchange);
     crate::outbox::enqueue_sync_request(&mut tx, &first_sync, &queue).await?;
     tx.commit().await?;
-    tracing::info!(item.id = %item_id, plaid.item_id = %plaid_item_id, "Item linked");
+    match linked {
+        Linked::New(_) => {
+            tracing::info!(item.id = %item_id, plaid.item_id = %plaid_item_id, "Item linked")
+        }
+        Linked::Again { previous, .. } => tracing::info!(
+            item.id = %item_id,
+            plaid.item_id = %plaid_item_id,
+            previous_status = previous.as_str(),
+            "Item linked again"
+        ),
+    }
     let first_sync_requested = true;
     Ok((
         StatusCode::CREATED,
@@ -262,6 +292,38 @@ pub async fn exchange_public_token(
             first_sync_requested,
         }),
     ))
+}
+
+/// Makes Plaid send the Item's webhooks to plaidhook. An Item created without `webhook` (e.g.
+/// `/sandbox/public_token/create` without `options.webhook`), or pointed at another URL, would
+/// sync once and never be heard of again. Returns whether it was set, and whether another URL
+/// was replaced (`Some(true)`); `None` when nothing was needed or Plaid refused (logged: the
+/// link stands, and the scheduler's safety net still syncs the Item).
+async fn ensure_webhook_url(
+    state: &ApiContext,
+    access_token: &AccessToken,
+    current: &Option<String>,
+) -> Option<bool> {
+    if current.as_deref() == Some(state.webhook_url.as_str()) {
+        return None;
+    }
+    let request = ItemWebhookUpdateRequest {
+        client_id: None,
+        secret: None,
+        access_token: access_token.clone(),
+        webhook: Some(state.webhook_url.clone()),
+    };
+    let updated: Result<ItemWebhookUpdateResponse, _> = state
+        .plaid
+        .call("/item/webhook/update", None, &request)
+        .await;
+    match updated {
+        Ok(_) => Some(current.as_deref().is_some_and(|url| !url.is_empty())),
+        Err(error) => {
+            tracing::warn!(error = %error, "could not set the Item's webhook URL at Plaid");
+            None
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

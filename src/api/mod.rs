@@ -86,6 +86,16 @@ impl From<CredentialsError> for ApiError {
 /// The API's routes, authenticated, with their state applied.
 pub fn router(state: ApiState) -> Router {
     let auth = Arc::new(auth::ApiAuth::from_settings(&state.api));
+    // Names only (labels, not secrets): an operator sees which tokens this process accepts,
+    // and a process that accepts none says so instead of answering 401 with no hint.
+    let names = auth.names();
+    if names.is_empty() {
+        tracing::warn!(
+            "no management API token configured (api.tokens.<name>): every API call answers 401"
+        );
+    } else {
+        tracing::info!(api.tokens = ?names, "management API tokens loaded");
+    }
     Router::new()
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/v1/link/token", post(link::create_link_token))
@@ -253,15 +263,24 @@ pub fn require_text(field: &str, value: &str, max: usize) -> Result<(), ApiError
     Ok(())
 }
 
+/// Plaid's rate limits are per rolling minute and Plaid sends no `Retry-After`: a minute is
+/// when a refused call is sure to be inside a fresh window.
+const PLAID_LIMIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What a failed Plaid call means for the API's client.
 pub fn plaid_failure(error: PlaidCallError) -> ApiError {
     match error {
         PlaidCallError::Plaid { error, .. } => {
             if error.error_type == ErrorType::RateLimitExceeded {
-                ApiError::RateLimited(format!(
-                    "Plaid rate limit ({}): try again later",
-                    error.error_code
-                ))
+                ApiError::RateLimited {
+                    message: format!("Plaid rate limit ({}): try again later", error.error_code),
+                    retry_after: PLAID_LIMIT_WINDOW,
+                }
+            } else if error.error_type == ErrorType::ItemError {
+                ApiError::PlaidItemState {
+                    plaid_code: error.error_code.as_str().to_owned(),
+                    message: error.error_message,
+                }
             } else {
                 ApiError::Plaid {
                     plaid_code: error.error_code.as_str().to_owned(),

@@ -13,6 +13,16 @@ fn error_response(description: &str) -> Value {
             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
 }
 
+/// A 429: the error body, and `Retry-After` in whole seconds.
+fn rate_limited(description: &str) -> Value {
+    let mut response = error_response(description);
+    response["headers"] = json!({ "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "required": true,
+        "schema": { "type": "integer", "minimum": 1 } } });
+    response
+}
+
 fn ok(description: &str, schema: &str) -> Value {
     json!({ "description": description,
             "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
@@ -34,7 +44,11 @@ fn operation(summary: &str, success: (&str, Value), request: Option<Value>, item
     responses[success.0] = success.1;
     if item {
         responses["404"] = error_response("No such Item (`not_found`)");
-        responses["409"] = error_response("The Item was removed (`conflict`)");
+        responses["409"] = error_response(
+            "The Item was removed (`conflict`), or Plaid refused the call because of the Item's \
+             state (`plaid_error` with `plaid_error_code`, e.g. ITEM_LOGIN_REQUIRED: the user \
+             must repair it first)",
+        );
     }
     let mut op = json!({ "summary": summary, "responses": responses });
     if item {
@@ -124,7 +138,7 @@ pub fn spec() -> Value {
 fn paths_and_schemas() -> Value {
     let item_statuses = json!(ItemStatus::ALL.map(ItemStatus::as_str));
     let mut list = operation(
-        "List Items, optionally by status",
+        "List Items, optionally by status, by the app's user id or by Plaid's item id",
         ("200", ok("A page of Items", "ItemList")),
         None,
         false,
@@ -132,6 +146,10 @@ fn paths_and_schemas() -> Value {
     list["parameters"] = json!([
         { "name": "status", "in": "query", "schema": { "type": "string", "enum": item_statuses } },
         { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 100 } },
+        { "name": "client_user_id", "in": "query", "description": "Only the Items of this user of the app",
+          "schema": not_blank(128) },
+        { "name": "plaid_item_id", "in": "query", "description": "Only the Item with this Plaid item_id",
+          "schema": not_blank(128) },
         { "name": "after", "in": "query", "description": "`next_after` of the previous page",
           "schema": { "type": "string", "format": "uuid" } },
     ]);
@@ -141,8 +159,7 @@ fn paths_and_schemas() -> Value {
         None,
         true,
     );
-    sync["responses"]["429"] =
-        error_response("Too soon after the last manual sync (`rate_limited`)");
+    sync["responses"]["429"] = rate_limited("Too soon after the last manual sync (`rate_limited`)");
     let mut balances = operation(
         "Fetch real-time balances (/accounts/balance/get; can take 30 s or more)",
         ("200", ok("Accounts with fresh balances", "Balances")),
@@ -150,7 +167,7 @@ fn paths_and_schemas() -> Value {
         true,
     );
     balances["responses"]["429"] =
-        error_response("Plaid's balance rate limit for the Item or the client (`rate_limited`)");
+        rate_limited("Plaid's balance rate limit for the Item or the client (`rate_limited`)");
     let remove = operation(
         "Remove the Item (/item/remove); its status becomes removed",
         ("200", ok("The removed Item", "Item")),
@@ -242,7 +259,8 @@ fn schemas(item_statuses: Value) -> Value {
         "Error": { "type": "object", "required": ["error"], "properties": { "error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": { "type": "string", "enum": ["unauthorized", "bad_request", "forbidden", "not_found",
-                          "conflict", "rate_limited", "plaid_error", "payload_too_large",
+                          "method_not_allowed", "conflict", "rate_limited", "plaid_error",
+                          "payload_too_large",
                           "unavailable", "internal"] },
                 "message": { "type": "string" },
                 "plaid_error_code": { "type": "string" } } } } },
@@ -329,6 +347,7 @@ fn dead_letter_schemas() -> serde_json::Map<String, Value> {
             "messages": { "type": "array", "items": { "type": "object", "properties": {
                 "message_id": { "type": ["string", "null"] }, "kind": { "type": ["string", "null"] },
                 "from_queue": { "type": ["string", "null"] }, "reason": { "type": ["string", "null"] },
+                "cause": { "type": ["string", "null"] },
                 "body_preview": { "type": "string" } } } } } },
         "ReplayRequest": { "type": "object", "additionalProperties": false,
             "properties": { "limit": { "type": ["integer", "null"], "minimum": 1, "maximum": 1000,

@@ -4,6 +4,7 @@
 //! Status transitions live in `status`, sync state in `sync`; this file holds what the API and
 //! the workers both need, written once.
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -40,26 +41,55 @@ pub struct LinkedItem<'a> {
     pub institution_name: Option<&'a str>,
 }
 
-/// Stores a newly linked Item, its access token sealed, and records the link in its history,
-/// in `tx` (the caller adds what must commit with it: the first sync request). Linking an Item
-/// plaidhook already has (a re-link) replaces its token and revives it.
+/// Why a link was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The Plaid Item is already linked for another user of the app: moving it would hand one
+    /// user's bank data to another, so it is refused and nothing changes.
+    #[error("the Item is linked to another client_user_id")]
+    OtherUser,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What a link did to the Item row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linked {
+    /// A new Item.
+    New(Uuid),
+    /// An Item plaidhook already had: its token was replaced, and `previous` was its status
+    /// (an Item linked again after `removed` is active again, with a fresh cursor).
+    Again { id: Uuid, previous: ItemStatus },
+}
+
+impl Linked {
+    pub fn id(self) -> Uuid {
+        match self {
+            Self::New(id) | Self::Again { id, .. } => id,
+        }
+    }
+}
+
+/// Stores a linked Item, its access token sealed, and records the link in its history, in `tx`
+/// (the caller adds what must commit with it: the first sync request).
+///
+/// Linking an Item plaidhook already has (the same Plaid `item_id`) replaces its token and makes
+/// it `active` again through a recorded transition, whatever it was: the user has just been
+/// through Link with it. One that was `removed` also loses its `removed_at` and its cursor, so
+/// its first sync starts from the beginning. An Item linked for another `client_user_id` is
+/// refused ([`LinkError::OtherUser`]).
 pub async fn link(
     tx: &mut Transaction<'_, Postgres>,
     tokens: &TokenCipher,
     item: LinkedItem<'_>,
-) -> Result<Uuid, sqlx::Error> {
+) -> Result<Linked, LinkError> {
     let sealed = tokens.seal(item.plaid_item_id, item.access_token);
-    let row = sqlx::query!(
-        r#"insert into items (id, plaid_item_id, client_user_id, institution_id, institution_name,
-                              access_token_ciphertext, access_token_nonce, access_token_key_id)
-           values ($1, $2, $3, $4, $5, $6, $7, $8)
-           on conflict (plaid_item_id) do update set
-               access_token_ciphertext = excluded.access_token_ciphertext,
-               access_token_nonce = excluded.access_token_nonce,
-               access_token_key_id = excluded.access_token_key_id,
-               client_user_id = coalesce(excluded.client_user_id, items.client_user_id),
-               removed_at = null
-           returning id, (xmax = 0) as "inserted!""#,
+    let inserted = sqlx::query_scalar!(
+        "insert into items (id, plaid_item_id, client_user_id, institution_id, institution_name,
+                            access_token_ciphertext, access_token_nonce, access_token_key_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (plaid_item_id) do nothing
+         returning id",
         Uuid::now_v7(),
         item.plaid_item_id,
         item.client_user_id,
@@ -69,18 +99,102 @@ pub async fn link(
         sealed.nonce,
         sealed.key_id,
     )
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    if row.inserted {
+    if let Some(id) = inserted {
         sqlx::query!(
             "insert into item_status_history (item_id, from_status, to_status, cause, source)
              values ($1, null, 'active', 'linked', 'api')",
-            row.id
+            id
         )
         .execute(&mut **tx)
         .await?;
+        return Ok(Linked::New(id));
     }
-    Ok(row.id)
+    // Locked for the rest of the transaction: a concurrent link or transition waits.
+    let existing = sqlx::query!(
+        r#"select id, status as "status: ItemStatus", client_user_id
+           from items where plaid_item_id = $1 for update"#,
+        item.plaid_item_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if let (Some(owner), Some(new)) = (existing.client_user_id.as_deref(), item.client_user_id) {
+        if owner != new {
+            return Err(LinkError::OtherUser);
+        }
+    }
+    let was_removed = existing.status == ItemStatus::Removed;
+    sqlx::query!(
+        "update items set
+             access_token_ciphertext = $2, access_token_nonce = $3, access_token_key_id = $4,
+             client_user_id = coalesce(client_user_id, $5),
+             institution_id = coalesce($6, institution_id),
+             institution_name = coalesce($7, institution_name),
+             removed_at = null,
+             sync_cursor = case when $8 then null else sync_cursor end
+         where id = $1",
+        existing.id,
+        sealed.ciphertext,
+        sealed.nonce,
+        sealed.key_id,
+        item.client_user_id,
+        item.institution_id,
+        item.institution_name,
+        was_removed,
+    )
+    .execute(&mut **tx)
+    .await?;
+    if existing.status == ItemStatus::Active {
+        // No transition, but the new token is worth a line in the Item's history.
+        sqlx::query!(
+            "insert into item_status_history (item_id, from_status, to_status, cause, source)
+             values ($1, 'active', 'active', 'relinked', 'api')",
+            existing.id
+        )
+        .execute(&mut **tx)
+        .await?;
+    } else {
+        transition(
+            tx,
+            existing.id,
+            Transition {
+                to: ItemStatus::Active,
+                cause: "relinked",
+                error_code: None,
+                error_message: None,
+                source: StatusSource::Api,
+            },
+        )
+        .await?;
+    }
+    Ok(Linked::Again {
+        id: existing.id,
+        previous: existing.status,
+    })
+}
+
+/// Records that the Item's webhook URL at Plaid was set to plaidhook's (at link, when Plaid had
+/// none or another): a history row with the status unchanged, so support can see when and why.
+pub async fn note_webhook_url_set(
+    tx: &mut Transaction<'_, Postgres>,
+    item_id: Uuid,
+    previous_was_set: bool,
+) -> Result<(), sqlx::Error> {
+    let cause = if previous_was_set {
+        "webhook_url_replaced"
+    } else {
+        "webhook_url_set"
+    };
+    sqlx::query!(
+        "insert into item_status_history (item_id, from_status, to_status, cause, source)
+         select id, status, status, $2, 'api' from items where id = $1",
+        item_id,
+        cause,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Opens the Item's access token, on `conn`: a caller that already holds a connection (the sync
@@ -136,6 +250,24 @@ pub async fn find_by_plaid_id(
         status: row.status,
         has_cursor: row.has_cursor,
     }))
+}
+
+/// Records that a webhook about the Item arrived at `received_at` (`last_webhook_at`, which
+/// only moves forward: a redelivered or reordered webhook never takes it back).
+pub async fn note_webhook(
+    db: &PgPool,
+    item_id: Uuid,
+    received_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update items set last_webhook_at = $2
+         where id = $1 and (last_webhook_at is null or last_webhook_at < $2)",
+        item_id,
+        received_at,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// The Item's status, or `None` when there is no such Item.

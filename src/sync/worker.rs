@@ -175,6 +175,11 @@ impl SyncWorker {
         if item.status == ItemStatus::Removed {
             return Outcome::Ack;
         }
+        if let SyncQueueMessage::Webhook(envelope) = &decoded {
+            if let Err(error) = rows::note_webhook(&self.db, item.id, envelope.received_at).await {
+                return Outcome::retry(SyncRetry::Database(error));
+            }
+        }
         let trigger = match hint {
             Hint::Sync(trigger) => trigger,
             // Its SYNC_UPDATES_AVAILABLE twin asks for the same sync: one Plaid call, not two.

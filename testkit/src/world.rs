@@ -140,7 +140,8 @@ impl World {
             },
         )
         .await
-        .expect("the Item links");
+        .expect("the Item links")
+        .id();
         tx.commit().await.expect("the link commits");
         Linked {
             id,

@@ -441,7 +441,8 @@ async fn items_are_listed_by_status_and_read_with_accounts_balances_and_history(
     assert_eq!(item["history"][0]["cause"], "linked");
     assert!(item.get("access_token").is_none());
 
-    // A Plaid ITEM_ERROR met on a balance call is recorded on the Item, and the client told.
+    // A Plaid ITEM_ERROR met on a balance call is recorded on the Item, and the client told:
+    // a 409 (the Item's state, not a fault of plaidhook or Plaid) with Plaid's code.
     let (status, error) = h
         .call(
             Method::POST,
@@ -449,7 +450,7 @@ async fn items_are_listed_by_status_and_read_with_accounts_balances_and_history(
             None,
         )
         .await;
-    assert_eq!(status, 502, "{error}");
+    assert_eq!(status, 409, "{error}");
     assert_eq!(error["error"]["code"], "plaid_error");
     assert_eq!(error["error"]["plaid_error_code"], "ITEM_LOGIN_REQUIRED");
     let (status, _) = h

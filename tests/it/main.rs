@@ -7,6 +7,7 @@
 mod helpers;
 
 mod api_contract;
+mod api_items;
 mod api_management;
 mod broker;
 mod deadletters;

@@ -41,7 +41,8 @@ async fn after_a_rotation_reseal_moves_every_token_to_the_new_key_and_the_old_ke
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .id();
     tx.commit().await.unwrap();
 
     // Rotation: the new key is active, the old one still configured.
