@@ -486,16 +486,13 @@ mod tests {
         }
     }
 
-    fn fingerprint(d: &ItemData) -> Vec<(Box<str>, i64, NaiveDate, bool, Option<u64>)> {
+    fn fingerprint(d: &ItemData) -> Vec<String> {
         d.txns
             .iter()
             .map(|t| {
-                (
-                    t.transaction_id.clone(),
-                    t.amount_cents,
-                    t.date,
-                    t.pending,
-                    t.removed_at,
+                format!(
+                    "{} {} {} {} {:?}",
+                    t.transaction_id, t.amount_cents, t.date, t.pending, t.removed_at
                 )
             })
             .collect()

@@ -9,8 +9,9 @@
 //! the seed), run-time changes made through `POST /sim/config`, queued faults, rate-limit
 //! windows, the delivery log and webhooks waiting for redelivery.
 //!
-//! One simulator per file: a lock file beside it (`<file>.lock`, an OS lock released when the
-//! process ends, however it ends) refuses a second simulator on the same file.
+//! One simulator per file: a lock file beside it (`<file>.lock`, holding the owner's process id)
+//! refuses a second simulator on the same file, whether in another process (while that process
+//! lives: a lock left by a killed one is taken over) or in this one.
 
 use super::keys::KeyRing;
 use super::state::{ItemRecord, LinkTokenRecord, PublicTokenRecord, SimState};
@@ -44,8 +45,52 @@ pub struct Persistence {
 /// written (a state that did not change is not written again).
 pub(crate) struct StateFile {
     path: PathBuf,
-    _lock: File,
+    _lock: Lock,
     last: tokio::sync::Mutex<Vec<u8>>,
+}
+
+/// State files held by simulators of this process.
+static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// `<file>.lock` with this process's id, released (and removed) on drop.
+struct Lock {
+    path: PathBuf,
+    file: PathBuf,
+}
+
+impl Lock {
+    /// `Err(owner)` when a live simulator holds `file` (`None`: one of this process).
+    fn take(file: &Path) -> anyhow::Result<Result<Self, Option<u32>>> {
+        let file = std::path::absolute(file)?;
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        if held.contains(&file) {
+            return Ok(Err(None));
+        }
+        let path = sibling(&file, ".lock");
+        let owner = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if let Some(pid) = owner.filter(|&pid| pid != std::process::id() && alive(pid)) {
+            return Ok(Err(Some(pid)));
+        }
+        std::fs::write(&path, std::process::id().to_string())
+            .with_context(|| format!("writing the lock file {}", path.display()))?;
+        held.push(file.clone());
+        Ok(Ok(Self { path, file }))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|f| f != &self.file);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` runs. Where that cannot be told (no `/proc`), a lock is taken over.
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[derive(Serialize)]
@@ -75,17 +120,23 @@ impl StateFile {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the directory of {}", path.display()))?;
         }
-        let lock_path = sibling(&path, ".lock");
-        let lock = File::create(&lock_path)
-            .with_context(|| format!("creating the lock file {}", lock_path.display()))?;
-        if lock.try_lock().is_err() {
-            anyhow::bail!(
-                "the simulator's state file {} is in use by another simulator (another plaidhook \
-                 all or sim?); use that one (sim.embedded = false), or give this one its own file \
-                 with sim.state_file (PLAIDHOOK__SIM__STATE_FILE)",
-                path.display()
-            );
-        }
+        let lock = match Lock::take(&path)? {
+            Ok(lock) => lock,
+            Err(owner) => anyhow::bail!(
+                "the simulator's state file {} is in use by another simulator ({}); use that \
+                 one (sim.embedded = false), or give this one its own file with sim.state_file \
+                 (PLAIDHOOK__SIM__STATE_FILE)",
+                path.display(),
+                match owner {
+                    Some(pid) => format!(
+                        "process {pid}, another plaidhook all or sim? if it is not a simulator, \
+                         delete {}.lock",
+                        path.display()
+                    ),
+                    None => "in this process".to_owned(),
+                }
+            ),
+        };
         Ok(Self {
             path,
             _lock: lock,
@@ -218,5 +269,32 @@ pub(crate) async fn run_writer(sim: Sim, file: Arc<StateFile>, cancel: Cancellat
             _ = tokio::time::sleep(DEBOUNCE) => {}
         }
         file.save(&sim).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_of_a_live_process_refuses_and_one_of_a_dead_process_is_taken_over() {
+        let dir = std::env::temp_dir().join(format!("plaidhook-lock-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("state.json");
+        let lock_file = sibling(&file, ".lock");
+        // Process 1 always runs on Linux; a pid past the kernel's maximum never does.
+        if alive(1) {
+            std::fs::write(&lock_file, "1").unwrap();
+            assert!(matches!(Lock::take(&file).unwrap(), Err(Some(1))));
+        }
+        std::fs::write(&lock_file, "4294967295").unwrap();
+        let lock = Lock::take(&file)
+            .unwrap()
+            .expect("a dead owner's lock is taken over");
+        assert!(matches!(Lock::take(&file).unwrap(), Err(None)));
+        drop(lock);
+        assert!(!lock_file.exists());
+        assert!(Lock::take(&file).unwrap().is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
