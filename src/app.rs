@@ -38,7 +38,7 @@ use crate::outbox::OutboxRelay;
 use crate::plaid::client::PlaidClient;
 use crate::retention::Retention;
 use crate::scheduler::Scheduler;
-use crate::sim::{Sim, SimHandle, Simulator};
+use crate::sim::{AddressInUse, Sim, SimHandle, Simulator};
 use crate::store::api_calls::PgCallRecorder;
 use crate::sync::worker::SyncWorker;
 use crate::webhook::keys::KeyCache;
@@ -135,11 +135,34 @@ impl Application {
 
         let (sim, plaid_base_url) = match settings.plaid.fixed_base_url() {
             Some(url) => (None, url),
+            None if !settings.sim.embedded => {
+                // One simulator per machine: this process uses the one a `plaidhook all` or
+                // `plaidhook sim` runs, so every process sees the same Plaid.
+                let url = settings.sim.running_base_url()?;
+                tracing::info!(plaid.base_url = %url, "using the Plaid simulator running there (sim.embedded = false)");
+                (None, url)
+            }
             None => {
                 debug_assert_eq!(settings.plaid.environment, PlaidEnvironment::Simulator);
-                let handle = Simulator::start(settings.sim.behaviour.clone(), settings.sim.addr()?)
-                    .await
-                    .context("could not start the built-in Plaid simulator")?;
+                let started = Simulator::start_with(
+                    settings.sim.behaviour.clone(),
+                    settings.sim.addr()?,
+                    settings.sim.persistence(),
+                )
+                .await;
+                let handle = match started {
+                    Ok(handle) => handle,
+                    Err(e) => match e.downcast_ref::<AddressInUse>() {
+                        Some(in_use) => anyhow::bail!(
+                            "could not start the built-in Plaid simulator: {in_use}; to use that \
+                             simulator from this process set PLAIDHOOK__SIM__EMBEDDED=false \
+                             (sim.embedded = false)"
+                        ),
+                        None => {
+                            return Err(e.context("could not start the built-in Plaid simulator"))
+                        }
+                    },
+                };
                 let url = handle.base_url();
                 tracing::info!(plaid.base_url = %url, "built-in Plaid simulator started");
                 (Some(handle), url)

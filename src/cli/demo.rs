@@ -33,6 +33,9 @@ pub async fn run(mut settings: Settings, items: usize) -> anyhow::Result<()> {
         url.truncate(slash);
     }
     settings.database.url = SecretString::from(format!("{url}/plaidhook_demo"));
+    // Its simulator starts empty and stays in memory to match: a state file would keep Items
+    // the fresh database no longer knows (and would be `plaidhook all`'s file).
+    settings.sim.state_file.clear();
     reset_database(&settings).await?;
     // A bearer token for this run only; plaidhook keeps its hash, never the token.
     let mut bytes = [0u8; 24];

@@ -45,6 +45,29 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `plaidhook sim --help`: how to use the simulator without reading its source (the README's
+/// "The Plaid simulator" says the same at length).
+const SIM_LONG_ABOUT: &str = "\
+Run the Plaid simulator alone, on [sim] host and port (default 127.0.0.1:4010), until interrupted.
+
+It serves Plaid's API (point a Plaid client or plaidhook's plaid.base_url at it; credentials
+sim.client_id / sim.secret) and a control API under /sim/. `curl localhost:4010/` lists every
+route.
+
+Link an Item (plaidhook running beside it with PLAIDHOOK__PLAID__ENVIRONMENT=custom and
+PLAIDHOOK__PLAID__BASE_URL=http://127.0.0.1:4010, or `plaidhook all` with its built-in one):
+  1. a Link token: plaidhook's POST /api/v1/link/token {\"client_user_id\":\"user-1\"}
+     (or Plaid's POST /link/token/create here)
+  2. finish Link as the user: POST /sim/link/complete {\"link_token\":\"link-...\"}
+     -> {\"public_token\":...} (or Plaid's POST /sandbox/public_token/create)
+  3. exchange through plaidhook: POST /api/v1/link/exchange
+     {\"public_token\":...,\"client_user_id\":\"user-1\"}; the first sync follows.
+
+State: Items, access tokens and signing keys are kept in sim.state_file (default
+plaidhook-sim.json in the working directory) across restarts; --fresh starts over.
+Another process on this machine that needs this simulator (e.g. `plaidhook worker` beside
+`plaidhook all`): PLAIDHOOK__SIM__EMBEDDED=false.";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the listeners: webhook ingress (public) and management API, probes, metrics (internal).
@@ -63,7 +86,12 @@ pub enum Command {
     /// Create the database if needed and apply pending migrations, then exit.
     Migrate,
     /// Run the Plaid simulator alone, on `[sim]` host and port, until interrupted.
-    Sim,
+    #[command(long_about = SIM_LONG_ABOUT)]
+    Sim {
+        /// Start with no Items, replacing what the state file holds (sim.fresh).
+        #[arg(long)]
+        fresh: bool,
+    },
     /// Inspect or replay messages parked in plaidhook.dead.
     DeadLetters {
         #[command(subcommand)]
@@ -163,9 +191,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        Command::Sim => {
+        Command::Sim { fresh } => {
             let addr = settings.sim.addr()?;
-            return crate::sim::run(settings.sim.behaviour, addr)
+            settings.sim.fresh |= fresh;
+            let persistence = settings.sim.persistence();
+            return crate::sim::run(settings.sim.behaviour, addr, persistence)
                 .await
                 .context("the Plaid simulator failed");
         }

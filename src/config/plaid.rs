@@ -110,16 +110,53 @@ impl LinkSettings {
     }
 }
 
-/// Where the built-in simulator listens, plus its own behaviour.
+/// Where the built-in simulator listens, whether this process starts it, where it keeps its
+/// state, plus its own behaviour.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SimSettings {
     pub host: String,
     pub port: u16,
+    /// With `plaid.environment = "simulator"`: true starts the simulator in this process on
+    /// host:port; false uses the one already running there (another `plaidhook all`, or a
+    /// `plaidhook sim`), so every process of one machine shares one Plaid.
+    pub embedded: bool,
+    /// File the simulator keeps its Items, tokens and keys in across restarts; empty keeps
+    /// them in memory only (the tests).
+    pub state_file: String,
+    /// Start with no Items, replacing what the state file holds (`plaidhook sim --fresh`).
+    pub fresh: bool,
     #[serde(flatten)]
     pub behaviour: crate::sim::SimConfig,
 }
 
 impl SimSettings {
+    /// The state file to keep, if any.
+    pub fn persistence(&self) -> Option<crate::sim::Persistence> {
+        (!self.state_file.trim().is_empty()).then(|| crate::sim::Persistence {
+            path: self.state_file.trim().into(),
+            fresh: self.fresh,
+        })
+    }
+
+    /// The base URL of the simulator running at host:port, for `embedded = false`.
+    pub fn running_base_url(&self) -> anyhow::Result<String> {
+        if self.port == 0 {
+            fail(
+                "sim.port",
+                "must be the running simulator's port when sim.embedded = false",
+            )?;
+        }
+        let host = match self.host.as_str() {
+            "0.0.0.0" => "127.0.0.1",
+            "::" | "[::]" => "[::1]",
+            host if host.contains(':') && !host.starts_with('[') => {
+                return Ok(format!("http://[{host}]:{}", self.port))
+            }
+            host => host,
+        };
+        Ok(format!("http://{host}:{}", self.port))
+    }
+
     pub fn addr(&self) -> anyhow::Result<SocketAddr> {
         ListenerSettings {
             host: self.host.clone(),

@@ -4,6 +4,8 @@
 //! duplicate and reordered webhooks, key rotation) and read the ground truth back.
 //!
 //! It has no authentication: it is a local development tool, like the rest of the simulator.
+//! `GET /` lists these routes (from [`CONTROL_ROUTES`], which the README's table follows) and
+//! how to link an Item, so nobody needs the source to find them.
 
 use super::render;
 use super::state::{InjectedFault, NewItem, SimState};
@@ -17,8 +19,34 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// Every control route: method, path, what it does. Served by `GET /`.
+pub const CONTROL_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/", "this index"),
+    ("POST", "/sim/link/complete", "finish Link as the user would: {link_token, institution_id?} -> {item_id, public_token} (update-mode token: the Item repaired, LOGIN_REPAIRED sent)"),
+    ("GET", "/sim/config", "the simulator's settings"),
+    ("POST", "/sim/config", "change settings now (faults, limits, webhook timing), e.g. {\"latency_ms\":200}; not kept across restarts"),
+    ("GET", "/sim/items", "every Item: id, access token, webhook, error, data version"),
+    ("POST", "/sim/items", "create an Item directly, no Link: {webhook?, transactions?, institution_id?, days_requested?} -> {item_id, access_token}"),
+    ("GET", "/sim/items/{item_id}", "one Item's summary"),
+    ("GET", "/sim/items/{item_id}/transactions", "the Item's ground truth: accounts and current transactions"),
+    ("POST", "/sim/items/{item_id}/advance", "move the bank forward: {days} (SYNC_UPDATES_AVAILABLE follows once sync was called)"),
+    ("POST", "/sim/items/{item_id}/reset_login", "ITEM_LOGIN_REQUIRED, ITEM ERROR webhook sent"),
+    ("POST", "/sim/items/{item_id}/error", "any Item error: {error_code, error_type?, error_message?}"),
+    ("POST", "/sim/items/{item_id}/complete_update_mode", "the user repaired the Item: error cleared, LOGIN_REPAIRED sent"),
+    ("POST", "/sim/items/{item_id}/ready", "make initial data ready (when initial_data_ready = false)"),
+    ("POST", "/sim/items/{item_id}/mutate_during_pagination", "the next mid-pagination /transactions/sync fails with TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION"),
+    ("POST", "/sim/items/{item_id}/pending_expiration", "consent expires in 7 days, PENDING_EXPIRATION sent"),
+    ("POST", "/sim/faults", "queue a Plaid error: {error_type, error_code, endpoint?, item_id?, status?, count?}"),
+    ("DELETE", "/sim/faults", "clear queued faults and rate-limit windows"),
+    ("GET", "/sim/keys", "webhook signing keys (JWKs), expired ones included"),
+    ("POST", "/sim/keys/rotate", "expire the current signing key, sign with a new one"),
+    ("GET", "/sim/webhooks", "every webhook delivery attempt (this run)"),
+    ("POST", "/sim/webhooks/flush", "release webhooks held by webhook_reorder_window"),
+];
+
 pub fn control_router() -> Router<Sim> {
     Router::new()
+        .route("/", get(index))
         .route("/sim/config", get(get_config).post(update_config))
         .route("/sim/items", get(list_items).post(create_item))
         .route("/sim/items/{item_id}", get(item_detail))
@@ -45,6 +73,28 @@ pub fn control_router() -> Router<Sim> {
         .route("/sim/keys/rotate", post(rotate_key))
         .route("/sim/webhooks", get(deliveries))
         .route("/sim/webhooks/flush", post(flush_webhooks))
+}
+
+/// What this server is and how to use it, for whoever opens it in a browser or with curl.
+async fn index() -> Response {
+    let routes: Vec<Value> = CONTROL_ROUTES
+        .iter()
+        .map(|(method, path, what)| json!({"method": method, "path": path, "what": what}))
+        .collect();
+    Json(json!({
+        "service": "plaidhook's Plaid simulator",
+        "plaid_api": {
+            "what": "Plaid's API (POST, JSON, client_id and secret as sim.client_id / sim.secret, see GET /sim/config); point a Plaid client's base URL at this server",
+            "endpoints": super::routes::ENDPOINTS,
+        },
+        "link_an_item": [
+            "create a Link token: plaidhook's POST /api/v1/link/token, or Plaid's POST /link/token/create here",
+            "finish Link as the user: POST /sim/link/complete {\"link_token\": \"link-...\"} -> public_token (or Plaid's POST /sandbox/public_token/create)",
+            "exchange the public token through plaidhook: POST /api/v1/link/exchange {\"public_token\", \"client_user_id\"}",
+        ],
+        "control_api": routes,
+    }))
+    .into_response()
 }
 
 fn not_found(what: &str) -> Response {

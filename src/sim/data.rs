@@ -1,16 +1,24 @@
 //! One Item's bank data: accounts, every transaction it ever had (removed ones kept as
 //! tombstones), and the append-only change log `/transactions/sync` pages through.
 //!
-//! Everything comes from a seeded RNG, so a seed and an Item's ordinal give the same history
-//! every time. `advance` moves the bank forward by days the way a real bank changes: new
-//! transactions, pending ones posting (the pending id removed, the posted one added with
-//! `pending_transaction_id`), modifications and removals.
+//! What happens at the bank comes from a seeded RNG, so a seed and an Item's ordinal give the
+//! same history every time; the identifiers (account and transaction ids) come from a second
+//! RNG with a seed of their own, drawn at random per Item, so a new simulator run never hands
+//! out an id an earlier run used (plaidhook's tables key on them). `advance` moves the bank
+//! forward by days the way a real bank changes: new transactions, pending ones posting (the
+//! pending id removed, the posted one added with `pending_transaction_id`), modifications and
+//! removals.
+//!
+//! Persistence: an Item's data is a pure function of its [`DataRecipe`] (both seeds, size,
+//! first bank date and the operations applied since), so the state file stores the recipe and
+//! [`ItemData::from_recipe`] rebuilds the exact data, change log and RNG positions included.
 
 use super::catalog::{total_weight, MERCHANTS};
 use super::ids::plaid_id;
 use chrono::{Duration, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 /// What kind of account (the generator keeps three, like Plaid's sandbox user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +75,31 @@ impl ChangeCounts {
     }
 }
 
+/// A change applied to an Item's data after generation, in order; consecutive ones of a kind
+/// merge (advancing 2 days then 3 is advancing 5: each day draws the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataOp {
+    /// `advance(days)`.
+    Advance(u32),
+    /// `add_one()`, this many times.
+    AddOne(u32),
+}
+
+/// Everything an Item's data is rebuilt from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRecipe {
+    /// Seed of what happens at the bank (amounts, merchants, dates, changes).
+    pub seed: u64,
+    /// Seed of the account and transaction ids.
+    pub id_seed: u64,
+    pub count: usize,
+    pub days: u32,
+    /// The bank's date when the history was generated.
+    pub generated_on: NaiveDate,
+    pub ops: Vec<DataOp>,
+}
+
 #[derive(Debug)]
 pub struct ItemData {
     pub accounts: Vec<SimAccount>,
@@ -76,30 +109,43 @@ pub struct ItemData {
     pub log: Vec<u32>,
     pub today: NaiveDate,
     rng: StdRng,
+    /// Identifiers only, so the bank's story does not depend on them.
+    ids: StdRng,
     per_day: f64,
+    recipe: DataRecipe,
 }
 
 impl ItemData {
-    /// A fresh history of `count` transactions spread over `days` days ending `today`.
-    pub fn generate(seed: u64, count: usize, days: u32, today: NaiveDate) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
+    /// A fresh history of `count` transactions spread over `days` days ending `today`; what
+    /// happens comes from `seed`, the ids from `id_seed`.
+    pub fn generate(seed: u64, id_seed: u64, count: usize, days: u32, today: NaiveDate) -> Self {
+        let rng = StdRng::seed_from_u64(seed);
+        let mut ids = StdRng::seed_from_u64(id_seed);
         let accounts = vec![
             SimAccount {
-                account_id: plaid_id(&mut rng),
+                account_id: plaid_id(&mut ids),
                 kind: AccountKind::Checking,
                 current_cents: 0,
             },
             SimAccount {
-                account_id: plaid_id(&mut rng),
+                account_id: plaid_id(&mut ids),
                 kind: AccountKind::Savings,
                 current_cents: 21_000,
             },
             SimAccount {
-                account_id: plaid_id(&mut rng),
+                account_id: plaid_id(&mut ids),
                 kind: AccountKind::CreditCard,
                 current_cents: 0,
             },
         ];
+        let recipe = DataRecipe {
+            seed,
+            id_seed,
+            count,
+            days,
+            generated_on: today,
+            ops: Vec::new(),
+        };
         let days = days.max(1);
         let mut data = Self {
             accounts,
@@ -107,7 +153,9 @@ impl ItemData {
             log: Vec::with_capacity(count),
             today,
             rng,
+            ids,
             per_day: (count as f64 / days as f64).clamp(1.0, 200.0),
+            recipe,
         };
         let mut offsets: Vec<i64> = (0..count)
             .map(|_| data.rng.gen_range(0..days as i64))
@@ -117,7 +165,7 @@ impl ItemData {
             let date = today - Duration::days(offset);
             let pending = offset <= 2 && data.rng.gen_bool(0.6);
             let posted_from_pending = !pending && offset <= 10 && data.rng.gen_bool(0.3);
-            let pending_id = posted_from_pending.then(|| plaid_id(&mut data.rng).into_boxed_str());
+            let pending_id = posted_from_pending.then(|| plaid_id(&mut data.ids).into_boxed_str());
             data.push_new(date, pending, pending_id);
         }
         // Opening balances: generation moved them; start every Item from the same figures.
@@ -129,6 +177,57 @@ impl ItemData {
             };
         }
         data
+    }
+
+    /// The data `recipe` describes: generated, then every operation replayed in order.
+    pub fn from_recipe(recipe: &DataRecipe) -> Self {
+        let mut data = Self::generate(
+            recipe.seed,
+            recipe.id_seed,
+            recipe.count,
+            recipe.days,
+            recipe.generated_on,
+        );
+        for op in &recipe.ops {
+            match *op {
+                DataOp::Advance(days) => {
+                    data.advance(days);
+                }
+                DataOp::AddOne(times) => {
+                    for _ in 0..times {
+                        data.add_one();
+                    }
+                }
+            }
+        }
+        data
+    }
+
+    /// What this data is rebuilt from.
+    pub fn recipe(&self) -> &DataRecipe {
+        &self.recipe
+    }
+
+    /// For `#[serde(with = "…")]`: an Item's data is stored as its recipe.
+    pub fn serialize_as_recipe<S: serde::Serializer>(
+        data: &ItemData,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        data.recipe.serialize(serializer)
+    }
+
+    pub fn deserialize_from_recipe<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<ItemData, D::Error> {
+        DataRecipe::deserialize(deserializer).map(|recipe| ItemData::from_recipe(&recipe))
+    }
+
+    fn record(&mut self, op: DataOp) {
+        match (self.recipe.ops.last_mut(), op) {
+            (Some(DataOp::Advance(days)), DataOp::Advance(more)) => *days += more,
+            (Some(DataOp::AddOne(times)), DataOp::AddOne(more)) => *times += more,
+            _ => self.recipe.ops.push(op),
+        }
     }
 
     pub fn version(&self) -> u64 {
@@ -173,7 +272,7 @@ impl ItemData {
         let amount_cents = self.rng.gen_range(low..=high);
         let authorized_date = date - Duration::days(self.rng.gen_range(0..=1));
         let txn = SimTxn {
-            transaction_id: plaid_id(&mut self.rng).into_boxed_str(),
+            transaction_id: plaid_id(&mut self.ids).into_boxed_str(),
             account,
             merchant,
             amount_cents,
@@ -206,7 +305,8 @@ impl ItemData {
         }
     }
 
-    /// Remove a live transaction (logged).
+    /// Remove a live transaction (logged). Not recorded in the recipe: only `advance` and
+    /// `add_one` are, so the simulator changes data through those two.
     pub fn remove(&mut self, index: u32) {
         let position = self.version();
         let txn = &mut self.txns[index as usize];
@@ -249,7 +349,7 @@ impl ItemData {
             amount_cents += amount_cents * self.rng.gen_range(10..=20) / 100;
         }
         let posted = SimTxn {
-            transaction_id: plaid_id(&mut self.rng).into_boxed_str(),
+            transaction_id: plaid_id(&mut self.ids).into_boxed_str(),
             amount_cents,
             date: self.today,
             pending: false,
@@ -283,6 +383,7 @@ impl ItemData {
 
     /// Move the bank forward by `days`, producing the changes a real bank would.
     pub fn advance(&mut self, days: u32) -> ChangeCounts {
+        self.record(DataOp::Advance(days));
         let mut counts = ChangeCounts::default();
         for _ in 0..days {
             self.today += Duration::days(1);
@@ -327,6 +428,7 @@ impl ItemData {
     /// The smallest real change: one new transaction today (a refresh that found something,
     /// or a mutation injected during pagination).
     pub fn add_one(&mut self) -> ChangeCounts {
+        self.record(DataOp::AddOne(1));
         self.add_today();
         ChangeCounts {
             added: 1,
@@ -350,8 +452,8 @@ mod tests {
     #[test]
     fn the_same_seed_generates_the_same_history() {
         let today = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
-        let a = ItemData::generate(9, 200, 90, today);
-        let b = ItemData::generate(9, 200, 90, today);
+        let a = ItemData::generate(9, 1, 200, 90, today);
+        let b = ItemData::generate(9, 1, 200, 90, today);
         let ids = |d: &ItemData| {
             d.txns
                 .iter()
@@ -365,7 +467,7 @@ mod tests {
     #[test]
     fn advancing_posts_pending_transactions_with_a_link_to_the_pending_id() {
         let today = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
-        let mut data = ItemData::generate(3, 300, 30, today);
+        let mut data = ItemData::generate(3, 4, 300, 30, today);
         let pending: Vec<Box<str>> = data
             .live()
             .filter(|t| t.pending)
@@ -382,5 +484,62 @@ mod tests {
                 .live()
                 .any(|t| t.pending_transaction_id.as_deref() == Some(&*id)));
         }
+    }
+
+    fn fingerprint(d: &ItemData) -> Vec<String> {
+        d.txns
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {} {} {:?}",
+                    t.transaction_id, t.amount_cents, t.date, t.pending, t.removed_at
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_recipe_rebuilds_the_same_data_and_keeps_drawing_the_same_way() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let mut data = ItemData::generate(5, 6, 120, 30, today);
+        data.advance(2);
+        data.add_one();
+        data.add_one();
+        data.advance(3);
+        assert_eq!(
+            data.recipe().ops,
+            vec![DataOp::Advance(2), DataOp::AddOne(2), DataOp::Advance(3)]
+        );
+        let mut rebuilt = ItemData::from_recipe(data.recipe());
+        assert_eq!(fingerprint(&rebuilt), fingerprint(&data));
+        assert_eq!(rebuilt.log, data.log);
+        assert_eq!(rebuilt.today, data.today);
+        data.advance(4);
+        rebuilt.advance(4);
+        assert_eq!(fingerprint(&rebuilt), fingerprint(&data));
+        assert_eq!(rebuilt.recipe(), data.recipe());
+    }
+
+    #[test]
+    fn another_id_seed_keeps_the_bank_story_and_changes_every_id() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let a = ItemData::generate(5, 1, 100, 30, today);
+        let b = ItemData::generate(5, 2, 100, 30, today);
+        let story = |d: &ItemData| {
+            d.txns
+                .iter()
+                .map(|t| (t.amount_cents, t.date, t.merchant))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(story(&a), story(&b));
+        assert!(
+            a.txns
+                .iter()
+                .chain(b.txns.iter())
+                .map(|t| &t.transaction_id)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == 200
+        );
     }
 }

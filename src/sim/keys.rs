@@ -10,6 +10,7 @@ use base64::Engine;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::Signature;
 use rand::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -110,10 +111,21 @@ pub fn body_sha256_hex(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
-/// The simulator's keys: the current one last; rotated-out keys keep being served.
+/// The simulator's keys: the current one last; rotated-out keys keep being served. Stored in
+/// the state file with their private halves (hex), so webhooks signed before a restart still
+/// verify after it and plaidhook's key cache stays right.
 #[derive(Debug)]
 pub struct KeyRing {
     keys: Vec<SigningKey>,
+}
+
+/// A key as the state file holds it.
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    secret_hex: String,
+    created_at: i64,
+    expired_at: Option<i64>,
 }
 
 impl KeyRing {
@@ -146,6 +158,47 @@ impl KeyRing {
     }
 }
 
+impl Serialize for KeyRing {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let stored: Vec<StoredKey> = self
+            .keys
+            .iter()
+            .map(|key| StoredKey {
+                kid: key.kid.clone(),
+                secret_hex: hex::encode(key.secret.to_bytes()),
+                created_at: key.created_at,
+                expired_at: key.expired_at,
+            })
+            .collect();
+        stored.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyRing {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let stored = Vec::<StoredKey>::deserialize(deserializer)?;
+        let keys = stored
+            .into_iter()
+            .map(|key| {
+                let bytes = hex::decode(&key.secret_hex).map_err(D::Error::custom)?;
+                let secret =
+                    p256::ecdsa::SigningKey::from_slice(&bytes).map_err(D::Error::custom)?;
+                Ok(SigningKey {
+                    kid: key.kid,
+                    secret,
+                    created_at: key.created_at,
+                    expired_at: key.expired_at,
+                })
+            })
+            .collect::<Result<Vec<_>, D::Error>>()?;
+        if keys.is_empty() {
+            return Err(D::Error::custom("a key ring holds at least one key"));
+        }
+        Ok(Self { keys })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +221,17 @@ mod tests {
         assert_eq!(ring.get(&old).unwrap().expired_at, Some(200));
         assert_ne!(ring.current().kid, old);
         assert_eq!(ring.current().public_jwk().expired_at, None);
+    }
+
+    #[test]
+    fn a_stored_key_ring_signs_as_before() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let mut ring = KeyRing::new(&mut rng, 100);
+        ring.rotate(&mut rng, 200);
+        let stored = serde_json::to_string(&ring).unwrap();
+        let back: KeyRing = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back.all().len(), 2);
+        assert_eq!(back.current().public_jwk(), ring.current().public_jwk());
+        assert_eq!(back.all()[0].public_jwk(), ring.all()[0].public_jwk());
     }
 }

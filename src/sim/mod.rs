@@ -6,9 +6,12 @@
 //!   `/transactions/sync` with opaque cursors exactly as Plaid documents.
 //! - Webhooks (`keys`, `bodies`, `webhooks`): signed ES256 JWTs as Plaid signs them, delivered
 //!   and redelivered with Plaid's backoff.
-//! - Control (`control`): `/sim/…` endpoints for faults and ground truth.
+//! - Control (`control`): `/sim/…` endpoints for faults and ground truth, and `GET /`, an
+//!   index of them.
+//! - State (`persist`): with a state file, Items, tokens and keys survive a restart.
 //!
-//! In-process use: [`Simulator::start`] on port 0, then [`SimHandle::sim`] for direct access.
+//! In-process use: [`Simulator::start`] on port 0 (in memory), then [`SimHandle::sim`] for
+//! direct access; [`Simulator::start_with`] adds a state file.
 
 // Handlers return Plaid's error body by value: it is the response, built once per failed
 // request, so boxing it would only add noise.
@@ -23,6 +26,7 @@ mod errors;
 mod ids;
 pub mod keys;
 mod limits;
+mod persist;
 mod render;
 mod request;
 mod routes;
@@ -31,18 +35,21 @@ pub mod sync;
 pub mod webhooks;
 
 pub use config::SimConfig;
+pub use control::CONTROL_ROUTES;
 pub use data::ChangeCounts;
 pub use keys::{body_sha256_hex, webhook_claims, webhook_jwt_header, SigningKey};
+pub use persist::Persistence;
 pub use state::{InjectedFault, NewItem};
 pub use webhooks::DeliveryRecord;
 
 use crate::plaid::{AccessToken, AccountBase, ItemId, Transaction};
 use anyhow::Context as _;
+use persist::StateFile;
 use state::SimState;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use webhooks::Dispatch;
@@ -59,6 +66,8 @@ struct Inner {
     dispatch: mpsc::UnboundedSender<Dispatch>,
     deliveries: Mutex<Vec<DeliveryRecord>>,
     delivered: watch::Sender<usize>,
+    /// Woken after every `with_state`: the state file writer's cue.
+    changed: Notify,
 }
 
 /// A handle on the running simulator's state; cheap to clone.
@@ -82,6 +91,7 @@ impl Sim {
             let result = f(&mut state);
             (result, std::mem::take(&mut state.outbox))
         };
+        self.inner.changed.notify_one();
         for webhook in outbox {
             // The dispatcher only goes away at shutdown; webhooks queued then are dropped.
             let _ = self.inner.dispatch.send(Dispatch::Webhook(webhook));
@@ -177,7 +187,7 @@ impl Sim {
     pub fn rotate_key(&self) -> SigningKey {
         self.with_state(|s| {
             let now = chrono::Utc::now().timestamp();
-            s.keys.rotate(&mut s.rng, now).clone()
+            s.keys.rotate(&mut rand::rngs::OsRng, now).clone()
         })
     }
 
@@ -251,33 +261,85 @@ impl Sim {
 /// Starts simulators.
 pub struct Simulator;
 
+/// The simulator's address is taken: most likely another simulator (a `plaidhook all` or
+/// `plaidhook sim`) already runs there. The caller says what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("the simulator's address {addr} is in use (another plaidhook all or sim?)")]
+pub struct AddressInUse {
+    pub addr: SocketAddr,
+}
+
 /// A running simulator: its address, direct access to its state, and shutdown.
 pub struct SimHandle {
     addr: SocketAddr,
     sim: Sim,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    state_file: Option<Arc<StateFile>>,
 }
 
 impl Simulator {
-    /// Bind `addr` (port 0 picks a free port) and serve in the background.
+    /// Bind `addr` (port 0 picks a free port) and serve in the background, in memory.
     pub async fn start(config: SimConfig, addr: SocketAddr) -> anyhow::Result<SimHandle> {
+        Self::start_with(config, addr, None).await
+    }
+
+    /// Like [`Simulator::start`], keeping the state in `persistence`'s file when given: what it
+    /// holds is loaded (unless `fresh`), and every change is written back. A taken address
+    /// fails with [`AddressInUse`].
+    pub async fn start_with(
+        config: SimConfig,
+        addr: SocketAddr,
+        persistence: Option<Persistence>,
+    ) -> anyhow::Result<SimHandle> {
         config.validate().context("invalid [sim] settings")?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the Plaid simulator to {addr}"))?;
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(AddressInUse { addr }.into())
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("binding the Plaid simulator to {addr}"))
+            }
+        };
         let addr = listener.local_addr()?;
+        let mut state = SimState::new(config);
+        let state_file = match &persistence {
+            None => None,
+            Some(persistence) => {
+                let file = StateFile::lock(persistence)?;
+                let loaded = !persistence.fresh && file.load_into(&mut state)?;
+                tracing::info!(
+                    path = %file.path().display(),
+                    items = state.items.len(),
+                    restored = loaded,
+                    fresh = persistence.fresh,
+                    "Plaid simulator state file"
+                );
+                Some(Arc::new(file))
+            }
+        };
         let (dispatch, dispatch_rx) = mpsc::unbounded_channel();
         let sim = Sim {
             inner: Arc::new(Inner {
-                state: Mutex::new(SimState::new(config)),
+                state: Mutex::new(state),
                 dispatch,
                 deliveries: Mutex::new(Vec::new()),
                 delivered: watch::Sender::new(0),
+                changed: Notify::new(),
             }),
         };
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        if let Some(file) = &state_file {
+            // At once: a fresh start replaces the old file now, a new one shows where it is.
+            file.save(&sim).await;
+            tracker.spawn(persist::run_writer(
+                sim.clone(),
+                file.clone(),
+                cancel.clone(),
+            ));
+        }
         tracker.spawn(webhooks::run_dispatcher(
             sim.clone(),
             dispatch_rx,
@@ -296,12 +358,22 @@ impl Simulator {
                 tracing::error!(%error, "Plaid simulator stopped serving");
             }
         });
-        tracing::info!(%addr, "Plaid simulator listening");
+        let base = format!("http://{addr}");
+        tracing::info!(
+            %addr,
+            plaid_api = %base,
+            link_complete = %format!("{base}/sim/link/complete"),
+            control_api = %format!("{base}/sim/"),
+            routes = %format!("{base}/"),
+            state_file = %state_file.as_ref().map_or_else(|| "none (in memory)".to_owned(), |f| f.path().display().to_string()),
+            "Plaid simulator listening: Plaid's API at plaid_api; finish Link with POST link_complete {{\"link_token\"}}; GET routes lists the control API"
+        );
         Ok(SimHandle {
             addr,
             sim,
             cancel,
             tracker,
+            state_file,
         })
     }
 }
@@ -320,21 +392,56 @@ impl SimHandle {
         &self.sim
     }
 
-    /// Stop accepting, finish in-flight requests, abandon pending redeliveries.
+    /// Stop accepting, finish in-flight requests, abandon pending redeliveries, write the
+    /// state file a last time (and release it).
     pub async fn shutdown(self) {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        if let Some(file) = &self.state_file {
+            file.save(&self.sim).await;
+        }
     }
 }
 
-/// Serve until ctrl-c (`plaidhook sim`).
-pub async fn run(config: SimConfig, addr: SocketAddr) -> anyhow::Result<()> {
-    let handle = Simulator::start(config, addr).await?;
+/// Serve until ctrl-c or SIGTERM (`plaidhook sim`).
+pub async fn run(
+    config: SimConfig,
+    addr: SocketAddr,
+    persistence: Option<Persistence>,
+) -> anyhow::Result<()> {
+    let handle = match Simulator::start_with(config, addr, persistence).await {
+        Ok(handle) => handle,
+        Err(e) => match e.downcast_ref::<AddressInUse>() {
+            Some(in_use) => anyhow::bail!(
+                "{in_use}; use the simulator already there, or stop it, or start this one \
+                 elsewhere with sim.port (PLAIDHOOK__SIM__PORT): a second simulator is a \
+                 different Plaid that knows none of the first one's Items"
+            ),
+            None => return Err(e),
+        },
+    };
     tracing::info!(base_url = %handle.base_url(), "Plaid simulator ready; ctrl-c to stop");
+    wait_for_stop().await?;
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-c, or SIGTERM on Unix (how service managers and containers stop a process): either
+/// way the state file gets its last write.
+async fn wait_for_stop() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => signal.context("waiting for ctrl-c")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
     tokio::signal::ctrl_c()
         .await
         .context("waiting for ctrl-c")?;
-    handle.shutdown().await;
     Ok(())
 }

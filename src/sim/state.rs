@@ -1,6 +1,11 @@
 //! The simulator's whole world in one struct behind one mutex: settings, Items, tokens, keys,
 //! rate-limit windows, injected faults, and the webhooks waiting to be handed to the
 //! dispatcher. Every operation is synchronous and short; nothing awaits while holding it.
+//!
+//! Identifiers (Item ids, access, public and Link tokens, key ids) come from the OS RNG, never
+//! from the seed: a simulator that starts over must not hand out an id an earlier run gave
+//! plaidhook. The seed decides what happens at the banks. The records derive serde for the
+//! state file (`persist`); what is only about this run (caches, queued webhooks) is skipped.
 
 use super::bodies::{self, Context, OutgoingWebhook};
 use super::config::SimConfig;
@@ -12,13 +17,15 @@ use super::limits::RateLimiter;
 use super::sync::Update;
 use crate::plaid::{PlaidError, Product, WebhookCode};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rand::rngs::OsRng;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One linked Item.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ItemRecord {
     pub item_id: String,
     pub access_token: String,
@@ -36,20 +43,25 @@ pub struct ItemRecord {
     pub sync_called: bool,
     pub last_webhook: Option<(DateTime<Utc>, String)>,
     pub last_successful_update: DateTime<Utc>,
+    #[serde(
+        serialize_with = "ItemData::serialize_as_recipe",
+        deserialize_with = "ItemData::deserialize_from_recipe"
+    )]
     pub data: ItemData,
+    #[serde(skip)]
     pub update_cache: Option<Arc<Update>>,
     /// Armed by the control API: the next mid-pagination sync call changes the data first.
     pub mutate_during_pagination: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PublicTokenRecord {
     pub item_id: String,
     pub expires_at: DateTime<Utc>,
     pub used: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkTokenRecord {
     pub expires_at: DateTime<Utc>,
     pub webhook: Option<String>,
@@ -96,8 +108,8 @@ pub struct SimState {
 
 impl SimState {
     pub fn new(config: SimConfig) -> Self {
-        let mut rng = StdRng::seed_from_u64(config.seed);
-        let keys = KeyRing::new(&mut rng, Utc::now().timestamp());
+        let rng = StdRng::seed_from_u64(config.seed);
+        let keys = KeyRing::new(&mut OsRng, Utc::now().timestamp());
         Self {
             config,
             items: HashMap::new(),
@@ -117,15 +129,17 @@ impl SimState {
         self.config.today.unwrap_or_else(|| Utc::now().date_naive())
     }
 
-    /// Create an Item with its deterministic history; returns its id.
+    /// Create an Item with its deterministic history (the seed and the Item's ordinal decide
+    /// it) under new identifiers; returns its id.
     pub fn create_item(&mut self, new: NewItem) -> String {
         let ordinal = self.order.len() as u64;
         let mut item_rng = StdRng::seed_from_u64(
             self.config.seed ^ (ordinal + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
-        let item_id = plaid_id(&mut item_rng);
-        let access_token = token(&mut item_rng, "access", &self.config.environment);
         let data_seed = rand::Rng::gen(&mut item_rng);
+        let item_id = plaid_id(&mut OsRng);
+        let access_token = token(&mut OsRng, "access", &self.config.environment);
+        let id_seed = rand::Rng::gen(&mut OsRng);
         let days = new
             .days_requested
             .unwrap_or(self.config.default_days_requested)
@@ -133,7 +147,7 @@ impl SimState {
         let count = new
             .transactions
             .unwrap_or(self.config.transactions_per_item);
-        let data = ItemData::generate(data_seed, count, days, self.today());
+        let data = ItemData::generate(data_seed, id_seed, count, days, self.today());
         let institution_id = new
             .institution_id
             .unwrap_or_else(|| "ins_109508".to_owned());
@@ -173,7 +187,7 @@ impl SimState {
 
     /// A public token for an Item (valid 30 minutes, single use).
     pub fn issue_public_token(&mut self, item_id: &str) -> String {
-        let public_token = token(&mut self.rng, "public", &self.config.environment);
+        let public_token = token(&mut OsRng, "public", &self.config.environment);
         let record = PublicTokenRecord {
             item_id: item_id.to_owned(),
             expires_at: Utc::now() + Duration::minutes(30),

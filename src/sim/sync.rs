@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn a_removed_transaction_never_seen_by_the_client_is_not_reported() {
         let today = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
-        let mut data = ItemData::generate(1, 10, 10, today);
+        let mut data = ItemData::generate(1, 1, 10, 10, today);
         let start = data.version();
         let index = data.add_today();
         data.remove(index);

@@ -21,6 +21,7 @@ mod retention;
 mod routing;
 mod sim_api;
 mod sim_plaid_python;
+mod sim_restart;
 mod sim_schemas;
 mod sim_sync;
 mod sim_webhooks;

@@ -57,7 +57,7 @@ pub fn link_token_create(
         Duration::hours(4)
     };
     let expires_at = Utc::now() + lifetime;
-    let link_token = token(&mut state.rng, "link", &state.config.environment);
+    let link_token = token(&mut rand::rngs::OsRng, "link", &state.config.environment);
     let days_requested = req.transactions.as_ref().and_then(|t| t.days_requested);
     if days_requested.is_some_and(|days| !(1..=730).contains(&days)) {
         return Err(errors::invalid_field(

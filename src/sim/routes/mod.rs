@@ -27,6 +27,24 @@ macro_rules! routes {
     }};
 }
 
+/// Plaid's endpoints this simulator serves, as `GET /` lists them: keep it beside the router
+/// below (the `sim_restart` suite checks that each is served).
+pub const ENDPOINTS: &[&str] = &[
+    "/link/token/create",
+    "/item/public_token/exchange",
+    "/item/get",
+    "/item/remove",
+    "/item/webhook/update",
+    "/accounts/get",
+    "/accounts/balance/get",
+    "/transactions/sync",
+    "/transactions/refresh",
+    "/webhook_verification_key/get",
+    "/sandbox/public_token/create",
+    "/sandbox/item/reset_login",
+    "/sandbox/item/fire_webhook",
+];
+
 pub fn plaid_router() -> Router<Sim> {
     routes!(Router::new(),
         "/link/token/create" => link::link_token_create,
