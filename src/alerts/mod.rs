@@ -10,9 +10,11 @@
 //!
 //! - `message`: the words: which Item, which user, why, since when, how to repair.
 //! - `notifier`: delivery to the optional alert webhook, retried with backoff.
+//! - `signing`: Standard Webhooks signatures on those deliveries.
 
 pub mod message;
 pub mod notifier;
+pub mod signing;
 
 use chrono::Utc;
 use serde::Serialize;

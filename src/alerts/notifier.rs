@@ -11,6 +11,11 @@
 //!
 //! Bodies: `generic` is plaidhook's JSON (`{id, event, alert}`), `slack` a Slack
 //! incoming-webhook body (`text` plus a mrkdwn section).
+//!
+//! With `alerts.signing_secrets` set, every attempt is signed the Standard Webhooks way
+//! ([`super::signing`]) over the exact bytes sent: `webhook-id` is the delivery id, the
+//! timestamp is the attempt's. Slack ignores the extra headers; signing its deliveries is
+//! harmless.
 
 use std::time::Duration;
 
@@ -20,6 +25,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::signing::Signer;
 use super::AlertDocument;
 use crate::config::{AlertFormat, AlertSettings};
 use crate::telemetry::{names, Repeated};
@@ -30,6 +36,7 @@ pub struct Notifier {
     db: PgPool,
     settings: AlertSettings,
     http: reqwest::Client,
+    signer: Signer,
 }
 
 impl Notifier {
@@ -38,7 +45,20 @@ impl Notifier {
             .user_agent(concat!("plaidhook/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.timeout)
             .build()?;
-        Ok(Self { db, settings, http })
+        let signer = Signer::new(settings.signing_keys()?);
+        // Slack cannot check a signature, so only a generic receiver is worth the warning.
+        if settings.enabled() && !signer.is_signing() && settings.format == AlertFormat::Generic {
+            tracing::warn!(
+                "alert webhooks are unsigned: set alerts.signing_secrets so the receiver can \
+                 tell plaidhook's alerts from forgeries"
+            );
+        }
+        Ok(Self {
+            db,
+            settings,
+            http,
+            signer,
+        })
     }
 
     /// Delivers due alerts until `shutdown`.
@@ -119,13 +139,18 @@ impl Notifier {
             AlertFormat::Generic => generic_body(&delivery_id, kind, &document),
             AlertFormat::Slack => slack_body(kind, &document),
         };
-        let result = self
+        // Serialised once: the signature covers exactly these bytes.
+        let body = serde_json::to_vec(&body)?;
+        let mut request = self
             .http
             .post(self.settings.webhook_url.expose_secret())
-            .header("Idempotency-Key", &delivery_id)
-            .json(&body)
-            .send()
-            .await;
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", &delivery_id);
+        let timestamp = chrono::Utc::now().timestamp();
+        for (name, value) in self.signer.headers(&delivery_id, timestamp, &body) {
+            request = request.header(name, value);
+        }
+        let result = request.body(body).send().await;
         let failure = match result {
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(format!("the alert webhook answered {}", response.status())),

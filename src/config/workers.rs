@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use serde::{Deserialize, Deserializer};
 
-use super::{duration, fail};
+use super::{duration, fail, networks};
 
 /// The sync worker: paging, batching, concurrency and Plaid's rate limits (see `sync`).
 #[derive(Debug, Clone, Deserialize)]
@@ -141,11 +142,52 @@ pub struct AlertSettings {
     /// How often the notifier looks for due deliveries.
     #[serde(rename = "poll_interval_ms", deserialize_with = "duration::millis")]
     pub poll_interval: Duration,
+    /// Standard Webhooks signing secrets, each `whsec_` + the base64 of 24–64 random bytes; a
+    /// TOML list or one comma-separated string. Every one signs every delivery: more than one
+    /// only while rotating. None: deliveries go unsigned (a warning at start).
+    #[serde(default, deserialize_with = "secret_list")]
+    pub signing_secrets: Vec<SecretString>,
+}
+
+/// `alerts.signing_secrets`, read like every list setting, held as secrets from there on.
+fn secret_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
+    Ok(networks::entries(deserializer)?
+        .into_iter()
+        .map(SecretString::from)
+        .collect())
+}
+
+/// The key in a `whsec_<base64>` secret, if it is one of 24 to 64 bytes (the spec's range).
+fn whsec_key(secret: &str) -> Option<Vec<u8>> {
+    let encoded = secret.strip_prefix("whsec_")?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    (24..=64).contains(&key.len()).then_some(key)
 }
 
 impl AlertSettings {
     pub fn enabled(&self) -> bool {
         !self.webhook_url.expose_secret().trim().is_empty()
+    }
+
+    /// The keys of `signing_secrets`, in order. The error names the entry, never its value.
+    pub fn signing_keys(&self) -> anyhow::Result<Vec<SecretSlice<u8>>> {
+        let mut keys = Vec::with_capacity(self.signing_secrets.len());
+        for (n, secret) in self.signing_secrets.iter().enumerate() {
+            match whsec_key(secret.expose_secret()) {
+                Some(key) => keys.push(key.into()),
+                None => fail(
+                    "alerts.signing_secrets",
+                    &format!(
+                        "entry {} is not `whsec_` followed by the base64 of 24 to 64 random bytes \
+                         (e.g. `whsec_$(openssl rand -base64 32)`)",
+                        n + 1
+                    ),
+                )?,
+            }
+        }
+        Ok(keys)
     }
 
     pub(super) fn validate(&self) -> anyhow::Result<()> {
@@ -162,6 +204,7 @@ impl AlertSettings {
                 "timeouts and intervals must be positive",
             );
         }
+        self.signing_keys()?;
         Ok(())
     }
 }
