@@ -13,7 +13,7 @@ use super::DEFAULT_TOML;
 use crate::sim::SimConfig;
 
 /// The keys of `[sim]` that `SimSettings` reads itself, beside its flattened `SimConfig`.
-const SIM_OWN_KEYS: &[&str] = &["host", "port"];
+const SIM_OWN_KEYS: &[&str] = &["host", "port", "embedded", "state_file", "fresh"];
 
 /// The keys of the merged `[sim]` table that neither `SimSettings` nor `SimConfig` reads, as
 /// full paths (`sim.sede`).
