@@ -43,6 +43,11 @@ impl TokenCipher {
     pub fn new(active_key_id: &str, keys: &HashMap<String, SecretString>) -> anyhow::Result<Self> {
         let mut ciphers = HashMap::new();
         for (id, encoded) in keys {
+            // An empty key is a removed one: the way to drop a key the compiled-in defaults
+            // carry (`dev`) after a rotation, since a layer can override a key but not unset it.
+            if encoded.expose_secret().trim().is_empty() {
+                continue;
+            }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded.expose_secret().trim())
                 .map_err(|_| anyhow::anyhow!("invalid setting `tokens.keys.{id}`: not base64"))?;
@@ -176,5 +181,22 @@ mod tests {
         let keys = HashMap::from([("short".to_owned(), SecretString::from("AAAA"))]);
         let error = TokenCipher::new("short", &keys).err().unwrap().to_string();
         assert!(error.contains("tokens.keys.short"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_key_is_a_removed_key_so_a_default_one_can_be_dropped() {
+        let sealed = cipher("k1").seal("item-1", &AccessToken::new("access-sandbox-old"));
+        let keys = HashMap::from([
+            ("k1".to_owned(), SecretString::from("  ")),
+            (
+                "k2".to_owned(),
+                SecretString::from("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="),
+            ),
+        ]);
+        let without_k1 = TokenCipher::new("k2", &keys).unwrap();
+        assert!(without_k1.open("item-1", &sealed).is_err());
+        // And a removed key cannot be the active one.
+        let error = TokenCipher::new("k1", &keys).err().unwrap().to_string();
+        assert!(error.contains("tokens.active_key_id"), "{error}");
     }
 }

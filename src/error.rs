@@ -105,6 +105,9 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error")
             }
+            Self::Plaid { plaid_code, .. } => {
+                tracing::warn!(plaid.error_code = %plaid_code, "Plaid refused the call")
+            }
             _ => {}
         }
         let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });

@@ -5,7 +5,8 @@
 use axum::http::{HeaderName, Request};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -20,19 +21,24 @@ pub fn with_request_layers(router: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!(
-                    "request",
-                    http.method = %request.method(),
-                    http.path = %request.uri().path(),
-                    request.id = %request_id,
-                )
-            }),
+            TraceLayer::new_for_http()
+                // A 5xx is logged where it is made, at the level it deserves (a dependency
+                // away is a WARN, a bug an ERROR); a failing probe or a refusal Plaid made
+                // must not page anyone as an ERROR here too.
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG))
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        http.method = %request.method(),
+                        http.path = %request.uri().path(),
+                        request.id = %request_id,
+                    )
+                }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -420,3 +420,59 @@ async fn shutdown_stops_both_listeners() {
     assert!(http.get(internal).send().await.is_err());
     assert!(http.get(public).send().await.is_err());
 }
+
+#[tokio::test]
+async fn a_worker_stopped_before_the_broker_ever_answered_exits_cleanly() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let database = TestDatabase::new();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_plaidhook"))
+        .args(["--environment", "test", "--config-dir"])
+        .arg(testkit::config_dir())
+        .arg("worker")
+        .env("PLAIDHOOK__DATABASE__URL", &database.url)
+        // Nothing listens on port 1: the connection attempt is still pending at the stop.
+        .env(
+            "PLAIDHOOK__RABBITMQ__URL",
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+        )
+        .env("PLAIDHOOK__TELEMETRY__FILTER", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let listening = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            // The internal listener starts after the signal handler is installed.
+            let found = line.contains("listener=\"internal\"");
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(listening.is_ok(), "the worker started: {seen:?}");
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let rest = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            seen.push(line);
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("the worker stops on SIGTERM");
+    assert!(rest.success(), "exit status {rest:?}: {seen:#?}");
+    assert!(
+        !seen.iter().any(|line| line.contains("panicked")),
+        "{seen:#?}"
+    );
+}
