@@ -113,7 +113,13 @@ impl Application {
             Some(
                 TcpListener::bind(addr)
                     .await
-                    .with_context(|| format!("could not bind the public listener on {addr}"))?,
+                    .with_context(|| {
+                        format!(
+                            "could not bind the public listener on {addr} (another plaidhook \
+                             on this machine? give this process its own port: \
+                             PLAIDHOOK__PUBLIC__PORT)"
+                        )
+                    })?,
             )
         } else {
             None
@@ -121,7 +127,12 @@ impl Application {
         let internal_addr = settings.internal.addr()?;
         let internal = TcpListener::bind(internal_addr)
             .await
-            .with_context(|| format!("could not bind the internal listener on {internal_addr}"))?;
+            .with_context(|| {
+                format!(
+                    "could not bind the internal listener on {internal_addr} (another plaidhook \
+                     on this machine? give this process its own port: PLAIDHOOK__INTERNAL__PORT)"
+                )
+            })?;
 
         let webhook_url = if !settings.plaid.webhook_url.is_empty() {
             settings.plaid.webhook_url.clone()

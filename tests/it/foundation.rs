@@ -476,3 +476,29 @@ async fn a_worker_stopped_before_the_broker_ever_answered_exits_cleanly() {
         "{seen:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_taken_listener_port_fails_start_up_naming_the_setting_that_moves_it() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let database = TestDatabase::new();
+    for (variable, role) in [
+        ("PLAIDHOOK__INTERNAL__PORT", Role::Worker),
+        ("PLAIDHOOK__PUBLIC__PORT", Role::Serve),
+    ] {
+        let settings = settings_with(&[
+            ("PLAIDHOOK__DATABASE__URL", database.url.as_str()),
+            (variable, port.as_str()),
+        ])
+        .unwrap();
+        let error = plaidhook::app::Application::build(settings, role)
+            .await
+            .err()
+            .expect("a taken port is refused");
+        let message = format!("{error:#}");
+        assert!(
+            message.contains(&format!("127.0.0.1:{port}")) && message.contains(variable),
+            "{message}"
+        );
+    }
+}
