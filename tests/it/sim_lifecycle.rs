@@ -282,7 +282,7 @@ async fn consent_expiry_is_pending_expiration_in_europe_and_pending_disconnect_i
         .control(&format!("/sim/items/{us_item}/consent_expiring"), json!({}))
         .await;
     assert_eq!(us["webhook_code"], "PENDING_DISCONNECT");
-    let received = receiver.wait_for(WITHIN, |r| r.len() >= 1).await;
+    let received = receiver.wait_for(WITHIN, |r| !r.is_empty()).await;
     let body = received[0].json();
     assert_eq!(body["webhook_code"], "PENDING_DISCONNECT");
     assert_eq!(body["reason"], "INSTITUTION_TOKEN_EXPIRATION");
