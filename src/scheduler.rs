@@ -3,13 +3,16 @@
 //! Plaid's webhooks can be lost (an outage longer than Plaid's 24 h of redeliveries, a wrong
 //! webhook URL) and a sync request can fail to publish. Each round, in one worker across all
 //! replicas (a lease in `leases`, which holds no connection while the round uses the pool):
-//! - Items that should sync (`active`, `pending_expiration`) with no successful sync for
-//!   `scheduler.stale_after_secs` get a sync request (at most one per period per Item);
+//! - Items that should sync (`active`, `pending_expiration`, `pending_disconnect`) with no
+//!   successful sync for `scheduler.stale_after_secs` get a sync request (at most one per
+//!   period per Item);
 //! - Items in `login_required`, `error`, `revoked` or `pending_disconnect` not reconciled for
 //!   `scheduler.error_recheck_secs` are re-checked with `/item/get`, so an Item Plaid quietly
 //!   healed comes back (and syncs) without waiting for a webhook;
-//! - open `pending_expiration` alerts whose consent ends within
-//!   `scheduler.expiration_reminder_secs` get one reminder delivery (`alert.reminder`).
+//! - open `pending_expiration` and `pending_disconnect` alerts whose consent ends within
+//!   `scheduler.expiration_reminder_secs` get one reminder delivery (`alert.reminder`): Plaid
+//!   announces a European Item's consent expiry with PENDING_EXPIRATION, a US or Canadian one's
+//!   with PENDING_DISCONNECT (`INSTITUTION_TOKEN_EXPIRATION`).
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -158,11 +161,12 @@ async fn round(state: &Scheduler) -> anyhow::Result<RoundReport> {
     Ok(report)
 }
 
-/// One reminder per open `pending_expiration` alert whose consent ends within `within_secs`.
+/// One reminder per open `pending_expiration` or `pending_disconnect` alert whose consent ends
+/// within `within_secs`.
 async fn remind_expirations(state: &Scheduler, within_secs: f64) -> anyhow::Result<usize> {
     let due = sqlx::query!(
         "select a.id, a.item_id from alerts a join items i on i.id = a.item_id
-         where a.cause = 'pending_expiration' and a.resolved_at is null
+         where a.cause in ('pending_expiration', 'pending_disconnect') and a.resolved_at is null
            and i.consent_expires_at is not null
            and i.consent_expires_at < now() + make_interval(secs => $1)
            and not exists (select 1 from alert_deliveries d

@@ -36,6 +36,11 @@ pub async fn run(mut settings: Settings, items: usize) -> anyhow::Result<()> {
     // Its simulator starts empty and stays in memory to match: a state file would keep Items
     // the fresh database no longer knows (and would be `plaidhook all`'s file).
     settings.sim.state_file.clear();
+    // Plaid's lifecycle (nothing, the last 30 days, then the history), sped up so the demo
+    // shows it in moments rather than Plaid's seconds to minutes.
+    settings.sim.behaviour.initial_data_ready = false;
+    settings.sim.behaviour.initial_update_delay_ms = 1_000;
+    settings.sim.behaviour.historical_update_delay_ms = 2_000;
     reset_database(&settings).await?;
     // A bearer token for this run only; plaidhook keeps its hash, never the token.
     let mut bytes = [0u8; 24];

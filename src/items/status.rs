@@ -51,7 +51,11 @@ pub async fn transition(
     .fetch_one(&mut **tx)
     .await?;
     let error_update = change.to != ItemStatus::Active;
-    if from == change.to {
+    // A sync that was running when the Item was removed here meets Plaid's ITEM_NOT_FOUND:
+    // that says nothing new about an Item plaidhook no longer follows. Only re-linking brings
+    // a removed Item back.
+    let stale_sync = from == ItemStatus::Removed && change.source == StatusSource::Sync;
+    if from == change.to || stale_sync {
         return Ok(None);
     }
     sqlx::query!(

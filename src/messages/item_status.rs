@@ -35,8 +35,14 @@ impl ItemStatus {
         Self::Removed,
     ];
 
-    /// Statuses whose transactions keep syncing: the user's consent still holds.
-    pub const SYNCING: [ItemStatus; 2] = [Self::Active, Self::PendingExpiration];
+    /// Statuses whose transactions keep syncing: the user's consent still holds. A pending
+    /// disconnect is one: Plaid's PENDING_DISCONNECT says the Item "will stop working in the near
+    /// future" (7 days out), and it is how a US or Canadian Item's consent expiry is announced.
+    pub const SYNCING: [ItemStatus; 3] = [
+        Self::Active,
+        Self::PendingExpiration,
+        Self::PendingDisconnect,
+    ];
 
     /// Statuses that only Plaid's word (`/item/get`) can clear, re-checked by the scheduler.
     pub const AWAITING_REPAIR: [ItemStatus; 4] = [

@@ -4,10 +4,10 @@
 
 use crate::plaid::webhooks::{
     ItemErrorWebhook, ItemNoticeWebhook, PendingDisconnectWebhook, PendingExpirationWebhook,
-    RecurringTransactionsUpdateWebhook, SyncUpdatesAvailableWebhook, TransactionsUpdateWebhook,
-    UserAccountRevokedWebhook, WebhookUpdateAcknowledgedWebhook,
+    RecurringTransactionsUpdateWebhook, SyncUpdatesAvailableWebhook, TransactionsRemovedWebhook,
+    TransactionsUpdateWebhook, UserAccountRevokedWebhook, WebhookUpdateAcknowledgedWebhook,
 };
-use crate::plaid::{Environment, ItemId, PlaidError, WebhookCode, WebhookType};
+use crate::plaid::{Environment, ItemId, PlaidError, TransactionId, WebhookCode, WebhookType};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -59,6 +59,31 @@ pub fn transactions_update(ctx: &Context, code: WebhookCode, new_transactions: u
         item_id: ctx.item(),
         new_transactions,
         error: None,
+        environment: ctx.env(),
+    })
+}
+
+/// TRANSACTIONS_REMOVED: the ids of transactions that are gone.
+pub fn transactions_removed(ctx: &Context, removed: Vec<String>) -> Vec<u8> {
+    bytes(&TransactionsRemovedWebhook {
+        webhook_type: WebhookType::Transactions,
+        webhook_code: WebhookCode::TransactionsRemoved,
+        item_id: ctx.item(),
+        removed_transactions: removed.into_iter().map(TransactionId::new).collect(),
+        error: None,
+        environment: ctx.env(),
+    })
+}
+
+/// PENDING_DISCONNECT, for US and Canadian institutions.
+pub fn pending_disconnect_for(ctx: &Context, reason: &str, at: DateTime<Utc>) -> Vec<u8> {
+    bytes(&PendingDisconnectWebhook {
+        webhook_type: WebhookType::Item,
+        webhook_code: WebhookCode::PendingDisconnect,
+        item_id: ctx.item(),
+        user_id: None,
+        reason: reason.to_owned(),
+        disconnect_time: at,
         environment: ctx.env(),
     })
 }

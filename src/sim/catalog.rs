@@ -287,9 +287,30 @@ pub fn institution_name(institution_id: &str) -> String {
         "ins_4" => "Wells Fargo",
         "ins_5" => "Citi",
         "ins_1" => "Bank of America",
+        "ins_117650" => "Royal Bank of Plaid",
+        "ins_116834" => "Flexible Platypus Open Banking",
         other => return format!("Sim Bank {other}"),
     }
     .to_owned()
+}
+
+/// Where an institution is, by region as Plaid's consent rules go: its consent expiry is
+/// announced by PENDING_EXPIRATION in Europe (the UK included) and by PENDING_DISCONNECT
+/// (`INSTITUTION_TOKEN_EXPIRATION`) in the US and Canada.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    /// US or Canada.
+    NorthAmerica,
+    /// The UK or the EU.
+    Europe,
+}
+
+/// The simulator's European institutions (sandbox UK banks); every other id is North American.
+pub fn institution_region(institution_id: &str) -> Region {
+    match institution_id {
+        "ins_117650" | "ins_116834" => Region::Europe,
+        _ => Region::NorthAmerica,
+    }
 }
 
 /// Whether `institution_id` has the shape of a Plaid institution id (`ins_` and digits).

@@ -25,9 +25,6 @@ pub struct SimConfig {
     /// The bank's "today" for new Items; `None` means the current UTC date. Fix it for fully
     /// reproducible dates.
     pub today: Option<NaiveDate>,
-    /// Whether a new Item's transactions are ready at once. When false, `/transactions/sync`
-    /// returns empty arrays and `next_cursor: ""` until `POST /sim/items/{id}/ready`.
-    pub initial_data_ready: bool,
     /// Multiplier of Plaid's redelivery delays (30 s ×4 up to 24 h); tests use tiny values.
     pub webhook_time_scale: f64,
     /// How long a webhook receiver has to answer (Plaid: 10 s).
@@ -54,6 +51,18 @@ pub struct SimConfig {
     /// Fields added to every account in `/transactions/sync`, `/accounts/get` and
     /// `/accounts/balance/get` answers, for the same reason.
     pub account_extra_fields: serde_json::Map<String, serde_json::Value>,
+
+    // Lifecycle: how a new Item's transactions become available, as at Plaid.
+    /// Instant data (benches, demos): a new Item's whole history is ready at creation, its
+    /// status `HISTORICAL_UPDATE_COMPLETE`, and no INITIAL_UPDATE / HISTORICAL_UPDATE is sent.
+    /// False (the default) is Plaid's lifecycle: `/transactions/sync` answers `NOT_READY` with
+    /// nothing until the initial update (the last 30 days), then the rest at the historical
+    /// update, each announced by its webhooks. `POST /sim/items/{id}/ready` completes both now.
+    pub initial_data_ready: bool,
+    /// From a new Item to its initial update (the most recent 30 days of transactions).
+    pub initial_update_delay_ms: u64,
+    /// From the initial update to the historical update (everything else).
+    pub historical_update_delay_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -66,7 +75,6 @@ impl Default for SimConfig {
             transactions_per_item: 500,
             default_days_requested: 90,
             today: None,
-            initial_data_ready: true,
             webhook_time_scale: 1.0,
             webhook_timeout_ms: 10_000,
             webhook_duplicates: 0,
@@ -79,6 +87,10 @@ impl Default for SimConfig {
             balance_limit_per_client_per_minute: 1_200,
             transaction_extra_fields: serde_json::Map::new(),
             account_extra_fields: serde_json::Map::new(),
+            // Lifecycle
+            initial_data_ready: false,
+            initial_update_delay_ms: 5_000,
+            historical_update_delay_ms: 20_000,
         }
     }
 }
@@ -107,6 +119,11 @@ impl SimConfig {
         anyhow::ensure!(
             self.transactions_per_item <= 5_000_000,
             "sim.transactions_per_item is unreasonably large"
+        );
+        anyhow::ensure!(
+            self.initial_update_delay_ms <= 86_400_000
+                && self.historical_update_delay_ms <= 86_400_000,
+            "sim.initial_update_delay_ms and sim.historical_update_delay_ms must be at most a day"
         );
         Ok(())
     }

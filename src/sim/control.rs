@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 /// Every control route: method, path, what it does. Served by `GET /`.
 pub const CONTROL_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/", "this index"),
-    ("POST", "/sim/link/complete", "finish Link as the user would: {link_token, institution_id?} -> {item_id, public_token} (update-mode token: the Item repaired, LOGIN_REPAIRED sent)"),
+    ("POST", "/sim/link/complete", "finish Link as the user would: {link_token, institution_id?} -> {item_id, public_token} (update-mode token: the Item repaired in the app, no webhook)"),
     ("GET", "/sim/config", "the simulator's settings"),
     ("POST", "/sim/config", "change settings now (faults, limits, webhook timing), e.g. {\"latency_ms\":200}; not kept across restarts"),
     ("GET", "/sim/items", "every Item: id, access token, webhook, error, data version"),
@@ -32,10 +32,13 @@ pub const CONTROL_ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/sim/items/{item_id}/advance", "move the bank forward: {days} (SYNC_UPDATES_AVAILABLE follows once sync was called)"),
     ("POST", "/sim/items/{item_id}/reset_login", "ITEM_LOGIN_REQUIRED, ITEM ERROR webhook sent"),
     ("POST", "/sim/items/{item_id}/error", "any Item error: {error_code, error_type?, error_message?}"),
-    ("POST", "/sim/items/{item_id}/complete_update_mode", "the user repaired the Item: error cleared, LOGIN_REPAIRED sent"),
-    ("POST", "/sim/items/{item_id}/ready", "make initial data ready (when initial_data_ready = false)"),
+    ("POST", "/sim/items/{item_id}/complete_update_mode", "the user repaired the Item through update mode in the app: error cleared, no webhook (as at Plaid)"),
+    ("POST", "/sim/items/{item_id}/login_repaired", "the Item recovered outside the app: error cleared, LOGIN_REPAIRED sent"),
+    ("POST", "/sim/items/{item_id}/ready", "finish the Item's first fetch now: initial and historical updates, with their webhooks"),
     ("POST", "/sim/items/{item_id}/mutate_during_pagination", "the next mid-pagination /transactions/sync fails with TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION"),
-    ("POST", "/sim/items/{item_id}/pending_expiration", "consent expires in 7 days, PENDING_EXPIRATION sent"),
+    ("POST", "/sim/items/{item_id}/consent_expiring", "consent expires in 7 days: PENDING_EXPIRATION (European institution) or PENDING_DISCONNECT INSTITUTION_TOKEN_EXPIRATION (US/CA)"),
+    ("POST", "/sim/items/{item_id}/pending_expiration", "consent expires in 7 days, PENDING_EXPIRATION sent (European institutions only, e.g. ins_117650; 409 otherwise)"),
+    ("POST", "/sim/items/{item_id}/pending_disconnect", "PENDING_DISCONNECT in 7 days: {reason?} (INSTITUTION_TOKEN_EXPIRATION by default, or INSTITUTION_MIGRATION)"),
     ("POST", "/sim/faults", "queue a Plaid error: {error_type, error_code, endpoint?, item_id?, status?, count?}"),
     ("DELETE", "/sim/faults", "clear queued faults and rate-limit windows"),
     ("GET", "/sim/keys", "webhook signing keys (JWKs), expired ones included"),
@@ -58,6 +61,7 @@ pub fn control_router() -> Router<Sim> {
             "/sim/items/{item_id}/complete_update_mode",
             post(complete_update_mode),
         )
+        .route("/sim/items/{item_id}/login_repaired", post(login_repaired))
         .route("/sim/items/{item_id}/ready", post(make_ready))
         .route(
             "/sim/items/{item_id}/mutate_during_pagination",
@@ -66,6 +70,14 @@ pub fn control_router() -> Router<Sim> {
         .route(
             "/sim/items/{item_id}/pending_expiration",
             post(pending_expiration),
+        )
+        .route(
+            "/sim/items/{item_id}/consent_expiring",
+            post(consent_expiring),
+        )
+        .route(
+            "/sim/items/{item_id}/pending_disconnect",
+            post(pending_disconnect),
         )
         .route("/sim/link/complete", post(complete_link))
         .route("/sim/faults", post(inject_fault).delete(clear_faults))
@@ -169,7 +181,7 @@ fn summary(state: &SimState, item_id: &str) -> Option<Value> {
         "webhook": item.webhook,
         "error": item.error,
         "removed": item.removed,
-        "ready": item.ready,
+        "transactions_update_status": item.phase.status(),
         "sync_called": item.sync_called,
         "version": item.data.version(),
         "bank_date": item.data.today,
@@ -256,22 +268,53 @@ async fn arm_mutation(State(sim): State<Sim>, Path(item_id): Path<String>) -> Re
     ok_or_404(sim.arm_mutation_during_pagination(&item_id))
 }
 
-/// Set a consent expiration 7 days out and send ITEM PENDING_EXPIRATION.
+/// PENDING_EXPIRATION, which Plaid sends only for European institutions.
 async fn pending_expiration(State(sim): State<Sim>, Path(item_id): Path<String>) -> Response {
-    let found = sim.with_state(|s| {
-        let at = chrono::Utc::now() + chrono::Duration::days(7);
-        let Some(item) = s.items.get_mut(&item_id) else {
-            return false;
-        };
-        item.consent_expiration_time = Some(at);
-        s.emit(
-            &item_id,
-            |ctx| super::bodies::pending_expiration(ctx, at),
-            ("ITEM", "PENDING_EXPIRATION"),
-        );
-        true
+    let region = sim.with_state(|s| {
+        s.items
+            .get(&item_id)
+            .map(|item| super::catalog::institution_region(&item.institution_id))
     });
-    ok_or_404(found)
+    match region {
+        None => not_found("item"),
+        Some(super::catalog::Region::NorthAmerica) => (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "Plaid sends PENDING_EXPIRATION only for European institutions (e.g. ins_117650); a US or Canadian Item's consent expiry is PENDING_DISCONNECT (POST .../consent_expiring or .../pending_disconnect)"})),
+        )
+            .into_response(),
+        Some(super::catalog::Region::Europe) => consent_expiring(State(sim), Path(item_id)).await,
+    }
+}
+
+/// Consent expires in 7 days, announced as Plaid does for the Item's region.
+async fn consent_expiring(State(sim): State<Sim>, Path(item_id): Path<String>) -> Response {
+    match sim.consent_expiring(&item_id) {
+        Some(code) => Json(json!({"ok": true, "webhook_code": code})).into_response(),
+        None => not_found("item"),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PendingDisconnect {
+    reason: Option<String>,
+}
+
+async fn pending_disconnect(
+    State(sim): State<Sim>,
+    Path(item_id): Path<String>,
+    body: Option<Json<PendingDisconnect>>,
+) -> Response {
+    let reason = body
+        .and_then(|Json(b)| b.reason)
+        .unwrap_or_else(|| "INSTITUTION_TOKEN_EXPIRATION".to_owned());
+    if !["INSTITUTION_TOKEN_EXPIRATION", "INSTITUTION_MIGRATION"].contains(&reason.as_str()) {
+        return bad_request("reason must be INSTITUTION_TOKEN_EXPIRATION or INSTITUTION_MIGRATION");
+    }
+    ok_or_404(sim.pending_disconnect(&item_id, &reason))
+}
+
+async fn login_repaired(State(sim): State<Sim>, Path(item_id): Path<String>) -> Response {
+    ok_or_404(sim.repair_outside_app(&item_id))
 }
 
 fn ok_or_404(found: bool) -> Response {
@@ -290,7 +333,7 @@ struct CompleteLink {
 }
 
 /// The user finishes Link with a link token: a new Item and its public token, or, for an
-/// update-mode token, the Item repaired (LOGIN_REPAIRED).
+/// update-mode token, the Item repaired in the app (no webhook: the app hears it from Link).
 async fn complete_link(State(sim): State<Sim>, Json(body): Json<CompleteLink>) -> Response {
     let result = sim.with_state(|s| {
         let record = s

@@ -20,6 +20,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+/// Days of history Plaid's initial update fetches; the historical update brings the rest.
+pub const INITIAL_UPDATE_DAYS: i64 = 30;
+
 /// What kind of account (the generator keeps three, like Plaid's sandbox user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountKind {
@@ -108,6 +111,10 @@ pub struct ItemData {
     /// removed at that position. Its length is the Item's data version.
     pub log: Vec<u32>,
     pub today: NaiveDate,
+    /// How many log entries the initial update covers: the generated history is logged most
+    /// recent 30 days first, so the initial update is a prefix of the log and the historical
+    /// update the rest (see `sync`).
+    pub initial_len: u64,
     rng: StdRng,
     /// Identifiers only, so the bank's story does not depend on them.
     ids: StdRng,
@@ -152,6 +159,7 @@ impl ItemData {
             txns: Vec::with_capacity(count),
             log: Vec::with_capacity(count),
             today,
+            initial_len: 0,
             rng,
             ids,
             per_day: (count as f64 / days as f64).clamp(1.0, 200.0),
@@ -168,6 +176,7 @@ impl ItemData {
             let pending_id = posted_from_pending.then(|| plaid_id(&mut data.ids).into_boxed_str());
             data.push_new(date, pending, pending_id);
         }
+        data.log_recent_first(today - Duration::days(INITIAL_UPDATE_DAYS));
         // Opening balances: generation moved them; start every Item from the same figures.
         for account in &mut data.accounts {
             account.current_cents = match account.kind {
@@ -201,6 +210,21 @@ impl ItemData {
             }
         }
         data
+    }
+
+    /// Reorders the generated history's log: transactions dated after `cutoff` (Plaid's initial
+    /// update) first, the older ones (its historical update) after, each in date order. Only the
+    /// log positions change; what the RNG drew, and so the bank's story, does not.
+    fn log_recent_first(&mut self, cutoff: NaiveDate) {
+        let (recent, older): (Vec<u32>, Vec<u32>) = self
+            .log
+            .iter()
+            .partition(|&&i| self.txns[i as usize].date > cutoff);
+        self.initial_len = recent.len() as u64;
+        self.log = recent.into_iter().chain(older).collect();
+        for (position, &index) in self.log.iter().enumerate() {
+            self.txns[index as usize].added_at = position as u64;
+        }
     }
 
     /// What this data is rebuilt from.

@@ -2,8 +2,9 @@
 //! endpoint and webhook plaidhook uses, for development, tests, demos and load tests.
 //!
 //! - Plaid's API (`routes`): the 13 endpoints of the spec, with Plaid's validation and errors.
-//! - Data (`data`, `sync`): deterministic, seeded bank histories that keep changing, paged by
-//!   `/transactions/sync` with opaque cursors exactly as Plaid documents.
+//! - Data (`data`, `sync`, `lifecycle`): deterministic, seeded bank histories that keep
+//!   changing, paged by `/transactions/sync` with opaque cursors exactly as Plaid documents,
+//!   and made available as Plaid does: nothing, the last 30 days, then the whole history.
 //! - Webhooks (`keys`, `bodies`, `webhooks`): signed ES256 JWTs as Plaid signs them, delivered
 //!   and redelivered with Plaid's backoff.
 //! - Control (`control`): `/sim/…` endpoints for faults and ground truth, and `GET /`, an
@@ -25,6 +26,7 @@ pub mod data;
 mod errors;
 mod ids;
 pub mod keys;
+mod lifecycle;
 mod limits;
 mod persist;
 mod render;
@@ -64,6 +66,7 @@ pub struct SignedWebhook {
 struct Inner {
     state: Mutex<SimState>,
     dispatch: mpsc::UnboundedSender<Dispatch>,
+    lifecycle: mpsc::UnboundedSender<state::Timer>,
     deliveries: Mutex<Vec<DeliveryRecord>>,
     delivered: watch::Sender<usize>,
     /// Woken after every `with_state`: the state file writer's cue.
@@ -86,12 +89,17 @@ impl Sim {
 
     /// Run `f` on the state; webhooks it queued are handed to the dispatcher afterwards.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
-        let (result, outbox) = {
+        let (result, outbox, timers) = {
             let mut state = self.lock();
             let result = f(&mut state);
-            (result, std::mem::take(&mut state.outbox))
+            let outbox = std::mem::take(&mut state.outbox);
+            (result, outbox, std::mem::take(&mut state.timers))
         };
         self.inner.changed.notify_one();
+        for timer in timers {
+            // Gone only at shutdown, like the dispatcher.
+            let _ = self.inner.lifecycle.send(timer);
+        }
         for webhook in outbox {
             // The dispatcher only goes away at shutdown; webhooks queued then are dropped.
             let _ = self.inner.dispatch.send(Dispatch::Webhook(webhook));
@@ -147,12 +155,30 @@ impl Sim {
         self.with_state(|s| s.reset_login(item_id))
     }
 
-    /// The user completes update mode: the error clears, LOGIN_REPAIRED is sent.
+    /// The user completes update mode in the app: the error clears, no webhook (Plaid sends
+    /// LOGIN_REPAIRED only for a repair outside the app).
     pub fn complete_update_mode(&self, item_id: &str) -> bool {
         self.with_state(|s| s.complete_update_mode(item_id))
     }
 
-    /// Make an Item's initial data ready (when `initial_data_ready` is off).
+    /// The Item recovers outside the app: the error clears, LOGIN_REPAIRED is sent.
+    pub fn repair_outside_app(&self, item_id: &str) -> bool {
+        self.with_state(|s| s.repair_outside_app(item_id))
+    }
+
+    /// The Item's consent is about to expire, as its institution's region has Plaid say it:
+    /// PENDING_EXPIRATION (Europe) or PENDING_DISCONNECT `INSTITUTION_TOKEN_EXPIRATION` (US, CA).
+    pub fn consent_expiring(&self, item_id: &str) -> Option<&'static str> {
+        self.with_state(|s| s.consent_expiring(item_id))
+    }
+
+    /// PENDING_DISCONNECT with `reason` (`INSTITUTION_MIGRATION`, `INSTITUTION_TOKEN_EXPIRATION`).
+    pub fn pending_disconnect(&self, item_id: &str, reason: &str) -> bool {
+        self.with_state(|s| s.pending_disconnect(item_id, reason))
+    }
+
+    /// Finish an Item's first fetch of transactions now (initial and historical updates,
+    /// with their webhooks), without waiting for the lifecycle's delays.
     pub fn set_ready(&self, item_id: &str) -> bool {
         self.with_state(|s| s.make_ready(item_id))
     }
@@ -304,6 +330,7 @@ impl Simulator {
         };
         let addr = listener.local_addr()?;
         let mut state = SimState::new(config);
+        let (lifecycle, lifecycle_rx) = mpsc::unbounded_channel();
         let state_file = match &persistence {
             None => None,
             Some(persistence) => {
@@ -316,6 +343,7 @@ impl Simulator {
                     fresh = persistence.fresh,
                     "Plaid simulator state file"
                 );
+                state.reschedule_unfinished();
                 Some(Arc::new(file))
             }
         };
@@ -324,6 +352,7 @@ impl Simulator {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 dispatch,
+                lifecycle,
                 deliveries: Mutex::new(Vec::new()),
                 delivered: watch::Sender::new(0),
                 changed: Notify::new(),
@@ -340,6 +369,9 @@ impl Simulator {
                 cancel.clone(),
             ));
         }
+        tracker.spawn(lifecycle::run(sim.clone(), lifecycle_rx, cancel.clone()));
+        // Hands over the steps rescheduled from the state file.
+        sim.with_state(|_| ());
         tracker.spawn(webhooks::run_dispatcher(
             sim.clone(),
             dispatch_rx,

@@ -15,7 +15,7 @@ use super::ids::{plaid_id, token};
 use super::keys::KeyRing;
 use super::limits::RateLimiter;
 use super::sync::Update;
-use crate::plaid::{PlaidError, Product, WebhookCode};
+use crate::plaid::{PlaidError, Product, TransactionsUpdateStatus, WebhookCode};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rand::rngs::OsRng;
 use rand::rngs::StdRng;
@@ -23,6 +23,49 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Plaid's first fetch of a new Item's transactions: nothing, then the most recent 30 days
+/// (the initial update), then everything (the historical update). `/transactions/sync`
+/// reports it as `transactions_update_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    NotReady,
+    InitialUpdateComplete,
+    HistoricalUpdateComplete,
+}
+
+impl Phase {
+    fn deserialize_or_ready<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Phase, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum PhaseOrReady {
+            Phase(Phase),
+            Ready(bool),
+        }
+        Ok(match PhaseOrReady::deserialize(d)? {
+            PhaseOrReady::Phase(phase) => phase,
+            PhaseOrReady::Ready(true) => Phase::HistoricalUpdateComplete,
+            PhaseOrReady::Ready(false) => Phase::NotReady,
+        })
+    }
+
+    pub fn status(self) -> TransactionsUpdateStatus {
+        match self {
+            Phase::NotReady => TransactionsUpdateStatus::NotReady,
+            Phase::InitialUpdateComplete => TransactionsUpdateStatus::InitialUpdateComplete,
+            Phase::HistoricalUpdateComplete => TransactionsUpdateStatus::HistoricalUpdateComplete,
+        }
+    }
+}
+
+/// A lifecycle step due later: the Item reaches `phase` at `due`.
+#[derive(Debug, Clone)]
+pub struct Timer {
+    pub due: std::time::Instant,
+    pub item_id: String,
+    pub phase: Phase,
+}
 
 /// One linked Item.
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,8 +80,10 @@ pub struct ItemRecord {
     pub error: Option<PlaidError>,
     pub removed: bool,
     pub consent_expiration_time: Option<DateTime<Utc>>,
-    /// Whether the initial transactions are available to `/transactions/sync`.
-    pub ready: bool,
+    /// How far Plaid's first fetch of the Item's transactions has got. (State files written
+    /// before there were phases hold `ready: bool`.)
+    #[serde(alias = "ready", deserialize_with = "Phase::deserialize_or_ready")]
+    pub phase: Phase,
     /// Whether `/transactions/sync` has been called: SYNC_UPDATES_AVAILABLE fires only then.
     pub sync_called: bool,
     pub last_webhook: Option<(DateTime<Utc>, String)>,
@@ -80,6 +125,18 @@ pub struct InjectedFault {
     pub remaining: u32,
 }
 
+impl ItemRecord {
+    /// The log position `/transactions/sync` serves up to: nothing before the initial update,
+    /// its prefix of the log until the historical update, everything after.
+    pub fn visible_version(&self) -> u64 {
+        match self.phase {
+            Phase::NotReady => 0,
+            Phase::InitialUpdateComplete => self.data.initial_len.min(self.data.version()),
+            Phase::HistoricalUpdateComplete => self.data.version(),
+        }
+    }
+}
+
 /// What a new Item looks like.
 #[derive(Debug, Clone, Default)]
 pub struct NewItem {
@@ -104,6 +161,8 @@ pub struct SimState {
     pub limiter: RateLimiter,
     pub faults: Vec<InjectedFault>,
     pub outbox: Vec<OutgoingWebhook>,
+    /// Lifecycle steps to schedule, handed to the lifecycle task after each operation.
+    pub timers: Vec<Timer>,
 }
 
 impl SimState {
@@ -122,6 +181,7 @@ impl SimState {
             limiter: RateLimiter::default(),
             faults: Vec::new(),
             outbox: Vec::new(),
+            timers: Vec::new(),
         }
     }
 
@@ -151,14 +211,15 @@ impl SimState {
         let institution_id = new
             .institution_id
             .unwrap_or_else(|| "ins_109508".to_owned());
-        let mut products = if new.products.is_empty() {
+        // The products the Item was created with, as requested (Plaid adds none: `transactions`
+        // is there only if Link or the sandbox request asked for it). An Item made through the
+        // control API without any gets `transactions`, what it exists for.
+        let products = if new.products.is_empty() {
             vec![Product::Transactions]
         } else {
             new.products
         };
-        if !products.contains(&Product::Transactions) {
-            products.push(Product::Transactions);
-        }
+        let instant = self.config.initial_data_ready;
         let now = Utc::now();
         let record = ItemRecord {
             item_id: item_id.clone(),
@@ -171,7 +232,11 @@ impl SimState {
             error: None,
             removed: false,
             consent_expiration_time: None,
-            ready: self.config.initial_data_ready,
+            phase: if instant {
+                Phase::HistoricalUpdateComplete
+            } else {
+                Phase::NotReady
+            },
             sync_called: false,
             last_webhook: None,
             last_successful_update: now,
@@ -182,7 +247,91 @@ impl SimState {
         self.by_token.insert(access_token, item_id.clone());
         self.items.insert(item_id.clone(), record);
         self.order.push(item_id.clone());
+        if !instant {
+            self.schedule(&item_id, Phase::InitialUpdateComplete);
+        }
         item_id
+    }
+
+    /// Queue the Item's next lifecycle step, `phase`, after its configured delay.
+    fn schedule(&mut self, item_id: &str, phase: Phase) {
+        let delay = match phase {
+            Phase::NotReady => return,
+            Phase::InitialUpdateComplete => self.config.initial_update_delay_ms,
+            Phase::HistoricalUpdateComplete => self.config.historical_update_delay_ms,
+        };
+        self.timers.push(Timer {
+            due: std::time::Instant::now() + std::time::Duration::from_millis(delay),
+            item_id: item_id.to_owned(),
+            phase,
+        });
+    }
+
+    /// After a restart: the steps of Items whose first fetch had not finished, from now.
+    pub fn reschedule_unfinished(&mut self) {
+        let unfinished: Vec<(String, Phase)> = self
+            .order
+            .iter()
+            .filter_map(|id| self.items.get(id))
+            .filter(|item| !item.removed)
+            .filter_map(|item| match item.phase {
+                Phase::NotReady => Some((item.item_id.clone(), Phase::InitialUpdateComplete)),
+                Phase::InitialUpdateComplete => {
+                    Some((item.item_id.clone(), Phase::HistoricalUpdateComplete))
+                }
+                Phase::HistoricalUpdateComplete => None,
+            })
+            .collect();
+        for (item_id, phase) in unfinished {
+            self.schedule(&item_id, phase);
+        }
+    }
+
+    /// The Item reaches `phase` if it is one step before it (a timer that a manual `ready`
+    /// overtook does nothing), with Plaid's webhooks: INITIAL_UPDATE or HISTORICAL_UPDATE
+    /// (always; "unlike SYNC_UPDATES_AVAILABLE, fired upon Item creation"), then
+    /// SYNC_UPDATES_AVAILABLE with the completion flags once `/transactions/sync` was called.
+    pub fn reach_phase(&mut self, item_id: &str, phase: Phase) -> bool {
+        let Some(item) = self.items.get_mut(item_id) else {
+            return false;
+        };
+        let previous = match phase {
+            Phase::NotReady => return false,
+            Phase::InitialUpdateComplete => Phase::NotReady,
+            Phase::HistoricalUpdateComplete => Phase::InitialUpdateComplete,
+        };
+        if item.phase != previous || item.removed {
+            return false;
+        }
+        let before = item.visible_version();
+        item.phase = phase;
+        item.last_successful_update = Utc::now();
+        let after = item.visible_version();
+        let new_transactions = item.data.txns[..]
+            .iter()
+            .filter(|t| (before..after).contains(&t.added_at) && t.is_live())
+            .count() as u64;
+        let sync_called = item.sync_called;
+        let (code, name, historical) = match phase {
+            Phase::InitialUpdateComplete => (WebhookCode::InitialUpdate, "INITIAL_UPDATE", false),
+            _ => (WebhookCode::HistoricalUpdate, "HISTORICAL_UPDATE", true),
+        };
+        self.emit(
+            item_id,
+            |ctx| bodies::transactions_update(ctx, code, new_transactions),
+            ("TRANSACTIONS", name),
+        );
+        if sync_called {
+            self.emit(
+                item_id,
+                |ctx| bodies::sync_updates_available(ctx, true, historical),
+                ("TRANSACTIONS", "SYNC_UPDATES_AVAILABLE"),
+            );
+        }
+        if phase == Phase::InitialUpdateComplete {
+            self.schedule(item_id, Phase::HistoricalUpdateComplete);
+        }
+        true
     }
 
     /// A public token for an Item (valid 30 minutes, single use).
@@ -257,13 +406,47 @@ impl SimState {
         true
     }
 
-    /// After the Item's data changed: SYNC_UPDATES_AVAILABLE, if sync has been called on it.
-    pub fn data_changed(&mut self, item_id: &str) {
+    /// After the Item's data changed since log position `since`, what Plaid sends once the
+    /// Item's history is complete (before, the lifecycle's own webhooks cover it): DEFAULT_UPDATE
+    /// with the new transactions, TRANSACTIONS_REMOVED with the removed ones' ids, and
+    /// SYNC_UPDATES_AVAILABLE if `/transactions/sync` was called on the Item.
+    pub fn data_changed(&mut self, item_id: &str, since: u64) {
         let Some(item) = self.items.get_mut(item_id) else {
             return;
         };
         item.last_successful_update = Utc::now();
-        if item.sync_called && item.ready && !item.removed {
+        if item.removed || item.phase != Phase::HistoricalUpdateComplete {
+            return;
+        }
+        let data = &item.data;
+        let new_transactions = data.txns[..]
+            .iter()
+            .filter(|t| t.added_at >= since && t.is_live())
+            .count() as u64;
+        let removed: Vec<String> = data
+            .txns
+            .iter()
+            .filter(|t| t.added_at < since && t.removed_at.is_some_and(|r| r >= since))
+            .map(|t| t.transaction_id.to_string())
+            .collect();
+        let sync_called = item.sync_called;
+        if new_transactions > 0 {
+            self.emit(
+                item_id,
+                |ctx| {
+                    bodies::transactions_update(ctx, WebhookCode::DefaultUpdate, new_transactions)
+                },
+                ("TRANSACTIONS", "DEFAULT_UPDATE"),
+            );
+        }
+        if !removed.is_empty() {
+            self.emit(
+                item_id,
+                |ctx| bodies::transactions_removed(ctx, removed),
+                ("TRANSACTIONS", "TRANSACTIONS_REMOVED"),
+            );
+        }
+        if sync_called {
             self.emit(
                 item_id,
                 |ctx| bodies::sync_updates_available(ctx, true, true),
@@ -275,22 +458,22 @@ impl SimState {
     /// Advance the Item's bank by `days` days.
     pub fn advance(&mut self, item_id: &str, days: u32) -> Option<ChangeCounts> {
         let item = self.items.get_mut(item_id)?;
+        let since = item.data.version();
         let counts = item.data.advance(days);
         if !counts.is_empty() {
-            self.data_changed(item_id);
+            self.data_changed(item_id, since);
         }
         Some(counts)
     }
 
-    /// Make the Item's initial data available (fires SYNC_UPDATES_AVAILABLE if sync was called).
+    /// Finish the Item's first fetch now, through the steps it has not reached, each with its
+    /// webhooks (what the lifecycle's delays would do later).
     pub fn make_ready(&mut self, item_id: &str) -> bool {
-        let Some(item) = self.items.get_mut(item_id) else {
+        if !self.items.contains_key(item_id) {
             return false;
-        };
-        if !item.ready {
-            item.ready = true;
-            self.data_changed(item_id);
         }
+        self.reach_phase(item_id, Phase::InitialUpdateComplete);
+        self.reach_phase(item_id, Phase::HistoricalUpdateComplete);
         true
     }
 
@@ -323,8 +506,20 @@ impl SimState {
         true
     }
 
-    /// The user finished update mode: the error clears and LOGIN_REPAIRED is sent.
+    /// The user finished update mode in the app: the error clears and no webhook is sent.
+    /// Plaid's spec: LOGIN_REPAIRED "fired when an Item recovers from the ITEM_LOGIN_REQUIRED
+    /// without the user going through update mode in your app" (the app learns from Link).
     pub fn complete_update_mode(&mut self, item_id: &str) -> bool {
+        let Some(item) = self.items.get_mut(item_id) else {
+            return false;
+        };
+        item.error = None;
+        true
+    }
+
+    /// The Item recovered outside the app (the user logged in at the bank, or through another
+    /// app using Plaid): the error clears and LOGIN_REPAIRED is sent.
+    pub fn repair_outside_app(&mut self, item_id: &str) -> bool {
         let Some(item) = self.items.get_mut(item_id) else {
             return false;
         };
@@ -335,6 +530,46 @@ impl SimState {
                 ("ITEM", "LOGIN_REPAIRED"),
             );
         }
+        true
+    }
+
+    /// The Item's consent expires in 7 days. Plaid announces it by region: PENDING_EXPIRATION
+    /// "fired only for Items associated with institutions in Europe (including the UK)";
+    /// PENDING_DISCONNECT with `INSTITUTION_TOKEN_EXPIRATION` ("the consent on an Item associated
+    /// with a US or CA institution is about to expire") everywhere else. Returns the code sent.
+    pub fn consent_expiring(&mut self, item_id: &str) -> Option<&'static str> {
+        let item = self.items.get_mut(item_id)?;
+        let at = Utc::now() + Duration::days(7);
+        item.consent_expiration_time = Some(at);
+        match super::catalog::institution_region(&item.institution_id) {
+            super::catalog::Region::Europe => {
+                self.emit(
+                    item_id,
+                    |ctx| bodies::pending_expiration(ctx, at),
+                    ("ITEM", "PENDING_EXPIRATION"),
+                );
+                Some("PENDING_EXPIRATION")
+            }
+            super::catalog::Region::NorthAmerica => {
+                self.pending_disconnect(item_id, "INSTITUTION_TOKEN_EXPIRATION");
+                Some("PENDING_DISCONNECT")
+            }
+        }
+    }
+
+    /// PENDING_DISCONNECT: the Item stops working in 7 days for `reason`
+    /// (`INSTITUTION_MIGRATION` or `INSTITUTION_TOKEN_EXPIRATION`) unless the user goes through
+    /// update mode.
+    pub fn pending_disconnect(&mut self, item_id: &str, reason: &str) -> bool {
+        if !self.items.contains_key(item_id) {
+            return false;
+        }
+        let at = Utc::now() + Duration::days(7);
+        self.emit(
+            item_id,
+            |ctx| bodies::pending_disconnect_for(ctx, reason, at),
+            ("ITEM", "PENDING_DISCONNECT"),
+        );
         true
     }
 

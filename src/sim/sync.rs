@@ -88,9 +88,9 @@ pub struct Update {
     pub entries: Vec<(ChangeKind, u32)>,
 }
 
-/// Compute the update from `start` to the current version of `data`.
-pub fn compute_update(data: &ItemData, start: u64) -> Update {
-    let snapshot = data.version();
+/// Compute the update from `start` to version `snapshot` of `data` (its current version once
+/// the historical update is complete; the initial update's prefix of the log before).
+pub fn compute_update(data: &ItemData, start: u64, snapshot: u64) -> Update {
     let mut seen = vec![false; data.txns.len()];
     let mut entries = Vec::new();
     for &index in &data.log[start as usize..snapshot as usize] {
@@ -99,7 +99,8 @@ pub fn compute_update(data: &ItemData, start: u64) -> Update {
         }
         let txn = &data.txns[index as usize];
         let existed_at_start = txn.added_at < start && txn.removed_at.is_none_or(|r| r >= start);
-        let kind = match (existed_at_start, txn.is_live()) {
+        let live_at_snapshot = txn.removed_at.is_none_or(|r| r >= snapshot);
+        let kind = match (existed_at_start, live_at_snapshot) {
             (false, true) => ChangeKind::Added,
             (true, true) => ChangeKind::Modified,
             (true, false) => ChangeKind::Removed,
@@ -129,15 +130,17 @@ pub enum SyncRefusal {
     MutationDuringPagination,
 }
 
-/// Serve one page. `cache` keeps the last computed update of the Item so paging through a
+/// Serve one page of the data as of version `visible` (what the Item's updates so far have
+/// made available). `cache` keeps the last computed update of the Item so paging through a
 /// large update costs one pass over the log, not one per page.
 pub fn page(
     data: &ItemData,
+    visible: u64,
     cursor: Option<SyncCursor>,
     count: usize,
     cache: &mut Option<Arc<Update>>,
 ) -> Result<Page, SyncRefusal> {
-    let version = data.version();
+    let version = visible.min(data.version());
     let cursor = cursor.unwrap_or(SyncCursor::at(0));
     if cursor.snapshot > version {
         return Err(SyncRefusal::InvalidCursor);
@@ -146,9 +149,9 @@ pub fn page(
         if cursor.snapshot != version {
             return Err(SyncRefusal::MutationDuringPagination);
         }
-        cached_update(data, cursor.start, cache)
+        cached_update(data, cursor.start, version, cache)
     } else {
-        cached_update(data, cursor.snapshot, cache)
+        cached_update(data, cursor.snapshot, version, cache)
     };
     let offset = cursor.offset as usize;
     if offset > update.entries.len() {
@@ -172,13 +175,16 @@ pub fn page(
     })
 }
 
-fn cached_update(data: &ItemData, start: u64, cache: &mut Option<Arc<Update>>) -> Arc<Update> {
+fn cached_update(
+    data: &ItemData,
+    start: u64,
+    snapshot: u64,
+    cache: &mut Option<Arc<Update>>,
+) -> Arc<Update> {
     match cache {
-        Some(update) if update.start == start && update.snapshot == data.version() => {
-            update.clone()
-        }
+        Some(update) if update.start == start && update.snapshot == snapshot => update.clone(),
         _ => {
-            let update = Arc::new(compute_update(data, start));
+            let update = Arc::new(compute_update(data, start, snapshot));
             *cache = Some(update.clone());
             update
         }
@@ -210,10 +216,10 @@ mod tests {
         let start = data.version();
         let index = data.add_today();
         data.remove(index);
-        let update = compute_update(&data, start);
+        let update = compute_update(&data, start, data.version());
         assert!(update.entries.is_empty());
         data.remove(0);
-        let update = compute_update(&data, start);
+        let update = compute_update(&data, start, data.version());
         assert_eq!(update.entries, vec![(ChangeKind::Removed, 0)]);
     }
 }

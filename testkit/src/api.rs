@@ -144,6 +144,59 @@ impl Harness {
         row
     }
 
+    /// Waits until the Item has been through Plaid's whole first fetch (the simulator's initial
+    /// and historical updates) and plaidhook is done with it: every webhook about it answered,
+    /// its transactions all stored, no sync running, and no Plaid call made for a moment. Tests
+    /// that count rows or runs start from there, so the lifecycle's syncs cannot race them.
+    pub async fn settled(&self, item_id: Uuid, plaid_item_id: &str, within: Duration) -> bool {
+        let sim = self.app.sim();
+        let quiet = || async {
+            let history_complete = sim.with_state(|s| {
+                s.items.get(plaid_item_id).is_some_and(|item| {
+                    item.phase == plaidhook::sim::state::Phase::HistoricalUpdateComplete
+                })
+            });
+            let delivered = sim
+                .deliveries()
+                .iter()
+                .filter(|d| d.item_id.as_deref() == Some(plaid_item_id))
+                .all(|d| d.last_attempt);
+            let truth = sim.ground_truth(plaid_item_id).map_or(0, |t| t.len()) as i64;
+            let (stored, running, calls): (i64, i64, i64) = sqlx::query_as(
+                "select (select count(*) from transactions where item_id = $1),
+                        (select count(*) from sync_runs where item_id = $1 and finished_at is null),
+                        (select count(*) from plaid_api_calls where item_id = $1)",
+            )
+            .bind(item_id)
+            .fetch_one(&self.app.db)
+            .await
+            .unwrap();
+            (history_complete && delivered && stored == truth && running == 0).then_some(calls)
+        };
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last = None;
+        while tokio::time::Instant::now() < deadline {
+            let now = quiet().await;
+            if now.is_some() && now == last {
+                return true;
+            }
+            last = now;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// Links an Item and waits until it is [`Harness::settled`].
+    pub async fn link_settled(&self, client_user_id: &str) -> (Uuid, String) {
+        let (item_id, plaid_item_id) = self.link_item(client_user_id).await;
+        assert!(
+            self.settled(item_id, &plaid_item_id, Duration::from_secs(30))
+                .await,
+            "the Item's first fetch and syncs finish"
+        );
+        (item_id, plaid_item_id)
+    }
+
     /// `/item/get` calls plaidhook made for the Item (each ITEM webhook makes one).
     pub async fn item_get_calls(&self, item_id: Uuid) -> i64 {
         sqlx::query_scalar(

@@ -55,9 +55,12 @@ pub struct Run {
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// Simulator settings for tests: real rate limits, webhook retries sped up.
+/// Simulator settings for tests: real rate limits, webhook retries sped up, and instant data
+/// (a linked Item's whole history ready at once): these tests measure syncs of known sizes,
+/// often of Items without a webhook. Tests of Plaid's initial/historical lifecycle turn it off.
 pub fn sim_config() -> SimConfig {
     SimConfig {
+        initial_data_ready: true,
         webhook_time_scale: 0.001,
         today: chrono::NaiveDate::from_ymd_opt(2026, 11, 20),
         ..SimConfig::default()

@@ -109,9 +109,7 @@ async fn footprint(h: &Harness) -> Vec<i64> {
 #[tokio::test]
 async fn malformed_bodies_get_400_with_a_clear_message_and_change_nothing() {
     let h = start(&[]).await;
-    let (item_id, _) = h.link_item("user-400").await;
-    h.item_until(item_id, WITHIN, |i| !i["last_synced_at"].is_null())
-        .await;
+    let (item_id, _) = h.link_settled("user-400").await;
     let item = format!("/api/v1/items/{item_id}");
     let long_note = format!(r#"{{"reason_note": "{}"}}"#, "x".repeat(600));
     // (method, path, raw body or None, what the message must mention)

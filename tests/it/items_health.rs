@@ -11,14 +11,10 @@ use uuid::Uuid;
 
 const WITHIN: Duration = Duration::from_secs(15);
 
-/// Links an Item and waits for its first sync, so later syncs do not race the test.
+/// Links an Item and waits until its first fetch at Plaid and its syncs are over, so later
+/// syncs do not race the test.
 async fn linked_and_synced(h: &Harness, user: &str) -> (Uuid, String) {
-    let (item_id, plaid_item_id) = h.link_item(user).await;
-    let item = h
-        .item_until(item_id, WITHIN, |i| !i["last_synced_at"].is_null())
-        .await;
-    assert!(!item["last_synced_at"].is_null(), "first sync: {item}");
-    (item_id, plaid_item_id)
+    h.link_settled(user).await
 }
 
 fn events<'a>(received: &'a [Value], event: &str) -> Vec<&'a Value> {
@@ -102,11 +98,32 @@ async fn reset_login_flags_the_item_alerts_once_and_update_mode_repairs_and_resy
     let repaired_at = chrono::Utc::now();
     let completed = h.complete_link(&link_token).await;
     assert_eq!(completed["update_mode"], true);
+    // Plaid's spec: LOGIN_REPAIRED is "fired when an Item recovers from the
+    // ITEM_LOGIN_REQUIRED without the user going through update mode in your app". After
+    // update mode in the app no ITEM webhook comes: the app reports Link's success instead.
+    let (status, success) = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/items/{item_id}/link-success"),
+            Some(serde_json::json!({"link_session_id": "link-session-1"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{success}");
+    assert_eq!(success["status"], "active", "{success}");
+    assert_eq!(success["sync_requested"], true, "{success}");
     let item = h
         .item_until(item_id, WITHIN, |i| i["status"] == "active")
         .await;
     assert_eq!(item["status"], "active", "{item}");
-    assert_eq!(item["history"][0]["cause"], "login_repaired");
+    assert_eq!(item["history"][0]["cause"], "link_success");
+    assert!(
+        h.app
+            .sim()
+            .deliveries()
+            .iter()
+            .all(|d| d.webhook_code != "LOGIN_REPAIRED"),
+        "no LOGIN_REPAIRED after an in-app repair"
+    );
     assert_eq!(h.alert_counts(item_id, "login_required").await, (0, 1));
     let received = receiver
         .until(WITHIN, |r| !events(r, "alert.resolved").is_empty())
@@ -196,7 +213,7 @@ async fn webhooks_the_simulator_reorders_leave_the_item_as_item_get_reports() {
 
     // Broken then repaired; LOGIN_REPAIRED arrives before its ERROR. Plaid says healthy.
     sim.reset_login(&plaid_item_id);
-    sim.complete_update_mode(&plaid_item_id);
+    sim.repair_outside_app(&plaid_item_id);
     reconciled(&h, item_id, 2).await;
     let item = h.item(item_id).await;
     assert_eq!(item["status"], "active", "{item}");
@@ -209,7 +226,7 @@ async fn webhooks_the_simulator_reorders_leave_the_item_as_item_get_reports() {
     sim.reset_login(&plaid_item_id);
     sim.flush_webhooks();
     reconciled(&h, item_id, 3).await;
-    sim.complete_update_mode(&plaid_item_id);
+    sim.repair_outside_app(&plaid_item_id);
     sim.reset_login(&plaid_item_id);
     reconciled(&h, item_id, 5).await;
     // The /item/get call is logged before its reconciliation commits: wait for the status.

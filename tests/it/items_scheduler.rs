@@ -12,13 +12,10 @@ use uuid::Uuid;
 
 const WITHIN: Duration = Duration::from_secs(15);
 
+/// Links an Item and waits until its first fetch at Plaid and its syncs are over: a sync the
+/// lifecycle's webhooks trigger later would make a "stale" Item fresh again.
 async fn linked_and_synced(h: &Harness, user: &str) -> (Uuid, String) {
-    let (item_id, plaid_item_id) = h.link_item(user).await;
-    h.item_until(item_id, WITHIN, |i| {
-        i["last_sync"]["outcome"] == "succeeded"
-    })
-    .await;
-    (item_id, plaid_item_id)
+    h.link_settled(user).await
 }
 
 #[tokio::test]
@@ -60,12 +57,14 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(h.alert_counts(broken, "item_error").await, (1, 1));
-    // Expiring: consent ends in 7 days (PENDING_EXPIRATION is sent).
+    // Expiring: consent ends in 7 days. The Item is at a US institution, so Plaid says it with
+    // PENDING_DISCONNECT, reason INSTITUTION_TOKEN_EXPIRATION (PENDING_EXPIRATION is "fired only
+    // for Items associated with institutions in Europe").
     let response = h
         .app
         .http
         .post(format!(
-            "{}/sim/items/{expiring_plaid}/pending_expiration",
+            "{}/sim/items/{expiring_plaid}/consent_expiring",
             h.sim_url
         ))
         .send()
@@ -73,12 +72,13 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
         .unwrap();
     assert!(response.status().is_success());
     let item = h
-        .item_until(expiring, WITHIN, |i| i["status"] == "pending_expiration")
+        .item_until(expiring, WITHIN, |i| i["status"] == "pending_disconnect")
         .await;
-    assert_eq!(item["status"], "pending_expiration", "{item}");
+    assert_eq!(item["status"], "pending_disconnect", "{item}");
     assert!(!item["consent_expires_at"].is_null());
 
-    // One round finds each of the three, once.
+    // One round finds each of the three, once. The pending disconnect awaits the user's repair,
+    // so it is re-checked at Plaid too (every round, with error_recheck_secs = 0).
     let report = h.app.scheduler.round().await.unwrap();
     assert_eq!(
         (
@@ -87,7 +87,7 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
             report.rechecked,
             report.reminders
         ),
-        (true, 1, 1, 1),
+        (true, 1, 2, 1),
         "{report:?}"
     );
 
@@ -117,19 +117,21 @@ async fn the_scheduler_resyncs_stale_items_rechecks_broken_ones_and_reminds_expi
     let received = receiver.until(WITHIN, |r| r.iter().any(is_reminder)).await;
     let reminders: Vec<&Value> = received.iter().filter(|b| is_reminder(b)).collect();
     assert_eq!(reminders.len(), 1, "{received:?}");
-    assert_eq!(reminders[0]["alert"]["cause"], "pending_expiration");
+    assert_eq!(reminders[0]["alert"]["cause"], "pending_disconnect");
     assert_eq!(
         reminders[0]["alert"]["item"]["client_user_id"],
         "user-expiring"
     );
 
-    // A second round has nothing left to do: each was handled once.
+    // A second round has nothing left to do but re-check the pending disconnect, still
+    // unrepaired (and still `pending_disconnect`): each was handled once.
     let again = h.app.scheduler.round().await.unwrap();
     assert_eq!(
         (again.syncs_requested, again.rechecked, again.reminders),
-        (0, 0, 0),
+        (0, 1, 0),
         "{again:?}"
     );
+    assert_eq!(h.item(expiring).await["status"], "pending_disconnect");
     h.app.stop().await.unwrap();
 }
 

@@ -191,7 +191,12 @@ async fn advance_and_deliver(world: &World, item: &Linked, days: u32) -> bool {
 /// exchange, the request is committed with the Item (no scheduler here to make up for it).
 #[tokio::test]
 async fn a_new_items_first_sync_request_commits_with_the_item_and_is_relayed_from_the_outbox() {
-    let h = testkit::api::start(&[("PLAIDHOOK__SCHEDULER__ENABLED", "false")]).await;
+    // Instant data: no INITIAL_UPDATE webhook may start a sync before the exchange's request.
+    let h = testkit::api::start(&[
+        ("PLAIDHOOK__SCHEDULER__ENABLED", "false"),
+        ("PLAIDHOOK__SIM__INITIAL_DATA_READY", "true"),
+    ])
+    .await;
     let (item_id, plaid_item_id) = h.link_item("user-first-sync").await;
     let item = h
         .item_until(item_id, Duration::from_secs(60), |i| {

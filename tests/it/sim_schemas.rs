@@ -7,7 +7,7 @@ use serde_json::json;
 use std::time::Duration;
 use support::receiver::Receiver;
 use support::schemas::load_spec;
-use support::{start, test_config, Plaid};
+use support::{lifecycle_config, start, test_config, Plaid};
 
 #[tokio::test]
 async fn every_endpoint_response_and_error_matches_the_official_schemas() {
@@ -255,7 +255,8 @@ async fn every_endpoint_response_and_error_matches_the_official_schemas() {
 #[tokio::test]
 async fn every_webhook_the_simulator_sends_matches_its_official_schema() {
     let Some(mut spec) = load_spec() else { return };
-    let handle = start(test_config()).await;
+    // Plaid's lifecycle, so INITIAL_UPDATE and HISTORICAL_UPDATE are sent too.
+    let handle = start(lifecycle_config()).await;
     let plaid = Plaid::new(&handle);
     let receiver = Receiver::start().await;
     let (item_id, token) = plaid.link_item(Some(&receiver.url)).await;
@@ -291,16 +292,41 @@ async fn every_webhook_the_simulator_sends_matches_its_official_schema() {
     plaid
         .call("/transactions/sync", json!({"access_token": token}))
         .await;
-    handle.sim().advance(&item_id, 1);
+    // The bank moves on once the Item's history is complete: DEFAULT_UPDATE,
+    // TRANSACTIONS_REMOVED (pending transactions posting) and SYNC_UPDATES_AVAILABLE.
+    receiver
+        .wait_for(Duration::from_secs(10), |r| {
+            r.iter().any(|w| w.code() == "HISTORICAL_UPDATE")
+        })
+        .await;
+    let changes = handle.sim().advance(&item_id, 3).unwrap();
+    assert!(changes.removed > 0, "{changes:?}");
     plaid
         .call("/sandbox/item/reset_login", json!({"access_token": token}))
         .await;
-    handle.sim().complete_update_mode(&item_id);
     plaid
-        .control(
-            &format!("/sim/items/{item_id}/pending_expiration"),
-            json!({}),
+        .control(&format!("/sim/items/{item_id}/login_repaired"), json!({}))
+        .await;
+    plaid
+        .control(&format!("/sim/items/{item_id}/consent_expiring"), json!({}))
+        .await;
+    // A European Item's consent expiry is PENDING_EXPIRATION.
+    let (_, created) = plaid
+        .call(
+            "/sandbox/public_token/create",
+            json!({"institution_id": "ins_117650", "initial_products": ["transactions"],
+                   "options": {"webhook": receiver.url}}),
         )
+        .await;
+    let (_, exchanged) = plaid
+        .call(
+            "/item/public_token/exchange",
+            json!({"public_token": created["public_token"]}),
+        )
+        .await;
+    let eu_item = exchanged["item_id"].as_str().unwrap();
+    plaid
+        .control(&format!("/sim/items/{eu_item}/consent_expiring"), json!({}))
         .await;
     plaid
         .call(
@@ -309,8 +335,28 @@ async fn every_webhook_the_simulator_sends_matches_its_official_schema() {
         )
         .await;
 
+    let expected = [
+        "INITIAL_UPDATE",
+        "HISTORICAL_UPDATE",
+        "DEFAULT_UPDATE",
+        "TRANSACTIONS_REMOVED",
+        "SYNC_UPDATES_AVAILABLE",
+        "RECURRING_TRANSACTIONS_UPDATE",
+        "ERROR",
+        "LOGIN_REPAIRED",
+        "PENDING_DISCONNECT",
+        "PENDING_EXPIRATION",
+        "USER_PERMISSION_REVOKED",
+        "USER_ACCOUNT_REVOKED",
+        "NEW_ACCOUNTS_AVAILABLE",
+        "WEBHOOK_UPDATE_ACKNOWLEDGED",
+    ];
     let received = receiver
-        .wait_for(Duration::from_secs(10), |r| r.len() >= 13)
+        .wait_for(Duration::from_secs(10), |r| {
+            expected
+                .iter()
+                .all(|code| r.iter().any(|w| w.code() == *code))
+        })
         .await;
     let mut seen = std::collections::BTreeSet::new();
     for webhook in &received {
@@ -321,6 +367,9 @@ async fn every_webhook_the_simulator_sends_matches_its_official_schema() {
         ) {
             ("TRANSACTIONS", "SYNC_UPDATES_AVAILABLE") => "SyncUpdatesAvailableWebhook",
             ("TRANSACTIONS", "DEFAULT_UPDATE") => "DefaultUpdateWebhook",
+            ("TRANSACTIONS", "INITIAL_UPDATE") => "InitialUpdateWebhook",
+            ("TRANSACTIONS", "HISTORICAL_UPDATE") => "HistoricalUpdateWebhook",
+            ("TRANSACTIONS", "TRANSACTIONS_REMOVED") => "TransactionsRemovedWebhook",
             ("TRANSACTIONS", "RECURRING_TRANSACTIONS_UPDATE") => {
                 "RecurringTransactionsUpdateWebhook"
             }
@@ -337,7 +386,7 @@ async fn every_webhook_the_simulator_sends_matches_its_official_schema() {
         spec.validate(schema, &body);
         seen.insert(schema);
     }
-    assert_eq!(seen.len(), 11, "{seen:?}");
+    assert_eq!(seen.len(), 14, "{seen:?}");
     handle.shutdown().await;
 }
 

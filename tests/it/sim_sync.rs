@@ -242,12 +242,21 @@ async fn before_initial_data_is_ready_sync_returns_empty_arrays_and_an_empty_cur
     plaid
         .control(&format!("/sim/items/{item_id}/ready"), json!({}))
         .await;
-    let hook = receiver
-        .wait_for(Duration::from_secs(10), |r| !r.is_empty())
-        .await
-        .remove(0)
-        .json();
-    assert_eq!(hook["webhook_code"], "SYNC_UPDATES_AVAILABLE");
+    // `ready` finishes both steps at once, each with its webhooks.
+    let received = receiver
+        .wait_for(Duration::from_secs(10), |r| r.len() >= 4)
+        .await;
+    let codes: Vec<String> = received.iter().map(|r| r.code()).collect();
+    assert_eq!(
+        codes,
+        [
+            "INITIAL_UPDATE",
+            "SYNC_UPDATES_AVAILABLE",
+            "HISTORICAL_UPDATE",
+            "SYNC_UPDATES_AVAILABLE"
+        ]
+    );
+    let hook = received[3].json();
     assert_eq!(
         (
             hook["initial_update_complete"].as_bool(),
@@ -283,16 +292,37 @@ async fn sync_updates_available_fires_on_data_changes_only_once_sync_has_been_ca
     plaid
         .call("/transactions/refresh", json!({"access_token": token}))
         .await;
+    // Each change also sends its legacy webhooks (DEFAULT_UPDATE, TRANSACTIONS_REMOVED); only
+    // SYNC_UPDATES_AVAILABLE waits for the first sync call.
     let received = receiver
-        .wait_for(Duration::from_secs(10), |r| r.len() >= 2)
+        .wait_for(Duration::from_secs(10), |r| {
+            r.iter()
+                .filter(|w| w.code() == "SYNC_UPDATES_AVAILABLE")
+                .count()
+                >= 2
+        })
         .await;
-    assert!(received
+    let codes: Vec<String> = received.iter().map(|r| r.code()).collect();
+    let first_sync_hook = codes
         .iter()
-        .all(|r| r.code() == "SYNC_UPDATES_AVAILABLE"));
+        .position(|c| c == "SYNC_UPDATES_AVAILABLE")
+        .unwrap();
+    assert!(
+        codes[..first_sync_hook]
+            .iter()
+            .all(|c| c == "DEFAULT_UPDATE" || c == "TRANSACTIONS_REMOVED"),
+        "before the first sync call only legacy webhooks: {codes:?}"
+    );
+    assert!(first_sync_hook >= 1, "{codes:?}");
     assert_eq!(
-        handle.sim().deliveries().len(),
+        handle
+            .sim()
+            .deliveries()
+            .iter()
+            .filter(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE")
+            .count(),
         2,
-        "nothing was sent before the first sync call"
+        "none before the first sync call"
     );
     handle.shutdown().await;
 }

@@ -6,21 +6,108 @@ use std::time::Duration;
 
 use plaidhook::app::Role;
 use plaidhook::messages::SyncTrigger;
+use plaidhook::sim::state::Phase;
 use testkit::world::{assert_no_overlap, sim_config, World};
 
 const WITHIN: Duration = Duration::from_secs(30);
 
+/// Plaid calls (`/transactions/sync` and `/item/get`) plaidhook made for the Item.
+async fn plaid_calls(world: &World, item: &testkit::world::Linked) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from plaid_api_calls
+         where item_id = $1 and method in ('/transactions/sync', '/item/get')",
+    )
+    .bind(item.id)
+    .fetch_one(&world.db)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
-async fn a_linked_item_is_synced_from_its_webhooks_and_stays_equal_to_plaid_as_the_bank_moves_on() {
-    // Plaid's real first steps: data not ready at exchange, sync called once so that
-    // SYNC_UPDATES_AVAILABLE starts, then the webhook when the data is ready.
+async fn an_item_that_never_synced_syncs_on_initial_update_alone_and_later_legacy_webhooks_cost_nothing(
+) {
+    // Spec: SYNC_UPDATES_AVAILABLE needs "/transactions/sync ... called at least once on that
+    // Item", "unlike the INITIAL_UPDATE and HISTORICAL_UPDATE webhooks". An Item whose first
+    // sync never reached Plaid (here: none was requested) hears of its data from INITIAL_UPDATE
+    // alone, and must sync on it; once it has a cursor, SYNC_UPDATES_AVAILABLE covers the rest.
     let world = World::new(plaidhook::sim::SimConfig {
         initial_data_ready: false,
+        initial_update_delay_ms: 600_000,
+        historical_update_delay_ms: 600_000,
+        ..sim_config()
+    })
+    .await;
+    let node = world.node(Role::All, &[]).await;
+    let item = world.link(Some(node.webhook_url()), 400).await;
+    let step = |phase| {
+        world
+            .sim()
+            .with_state(|s| s.reach_phase(&item.plaid_item_id, phase))
+    };
+    assert!(step(Phase::InitialUpdateComplete));
+    let synced = world
+        .eventually(WITHIN, || async {
+            !world.stored(&item).await.is_empty() && world.running(&item).await == 0
+        })
+        .await;
+    assert!(synced, "INITIAL_UPDATE alone started a sync");
+    let runs = world.runs(&item).await;
+    assert_eq!(runs[0].trigger, "webhook");
+    let codes: Vec<String> = world
+        .sim()
+        .deliveries()
+        .into_iter()
+        .map(|d| d.webhook_code)
+        .collect();
+    assert_eq!(
+        codes,
+        ["INITIAL_UPDATE"],
+        "no SYNC_UPDATES_AVAILABLE before a sync call"
+    );
+
+    assert!(step(Phase::HistoricalUpdateComplete));
+    world.assert_in_step(&item, WITHIN).await;
+    // HISTORICAL_UPDATE came too, and was not acted on: its SYNC_UPDATES_AVAILABLE twin was.
+    let heard = world
+        .eventually(WITHIN, || async {
+            world
+                .sim()
+                .deliveries()
+                .iter()
+                .filter(|d| d.status == Some(200))
+                .count()
+                == 3
+        })
+        .await;
+    assert!(heard);
+    let runs = world.wait_finished_runs(&item, 2, WITHIN).await;
+    assert_eq!(runs.len(), 2, "one run per update: {runs:#?}");
+    assert_eq!(runs.iter().map(|r| r.added).sum::<i32>(), 400);
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn a_linked_item_is_synced_from_its_webhooks_and_stays_equal_to_plaid_as_the_bank_moves_on() {
+    // Plaid's real first steps (SyncUpdatesAvailableWebhook: the webhook fires "once the first
+    // 30 days of transactions data has been fetched, and a second time when all available
+    // historical transactions data has been fetched"): nothing at the exchange, then the last
+    // 30 days, then the history, each with INITIAL_UPDATE / HISTORICAL_UPDATE beside
+    // SYNC_UPDATES_AVAILABLE. The steps are taken by hand here, so the order is certain.
+    let world = World::new(plaidhook::sim::SimConfig {
+        initial_data_ready: false,
+        initial_update_delay_ms: 600_000,
+        historical_update_delay_ms: 600_000,
         ..sim_config()
     })
     .await;
     let node = world.node(Role::All, &[]).await;
     let item = world.link(Some(node.webhook_url()), 1_234).await;
+    let step = |phase| {
+        world
+            .sim()
+            .with_state(|s| s.reach_phase(&item.plaid_item_id, phase))
+    };
 
     node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
         .await;
@@ -28,21 +115,56 @@ async fn a_linked_item_is_synced_from_its_webhooks_and_stays_equal_to_plaid_as_t
     assert_eq!(runs[0].trigger, "exchange");
     assert_eq!(runs[0].outcome, "succeeded");
     assert_eq!(runs[0].added, 0, "nothing is ready yet");
+    // Plaid's `next_cursor: ""` is not stored: the next sync starts from the beginning.
+    let cursor: Option<String> = sqlx::query_scalar("select sync_cursor from items where id = $1")
+        .bind(item.id)
+        .fetch_one(&world.db)
+        .await
+        .unwrap();
+    assert_eq!(cursor, None);
 
-    assert!(world.sim().set_ready(&item.plaid_item_id));
+    // The initial update: INITIAL_UPDATE and SYNC_UPDATES_AVAILABLE both ask an Item that never
+    // got data to sync; the last 30 days arrive.
+    assert!(step(Phase::InitialUpdateComplete));
+    let total = world.truth(&item).len();
+    let cutoff = world.sim().config().today.unwrap() - chrono::Duration::days(30);
+    let initial = world
+        .eventually(WITHIN, || async {
+            !world.stored(&item).await.is_empty() && world.running(&item).await == 0
+        })
+        .await;
+    assert!(initial, "the initial update was synced");
+    let stored = world.stored(&item).await;
+    assert!(
+        stored.values().all(|t| t.date > cutoff),
+        "only the last 30 days so far"
+    );
+    assert!(stored.len() < total, "{} of {total}", stored.len());
+
+    // The historical update: the rest of the history.
+    assert!(step(Phase::HistoricalUpdateComplete));
     world.assert_in_step(&item, WITHIN).await;
     let runs = world.runs(&item).await;
-    let webhook_run = runs.last().unwrap();
-    assert_eq!(webhook_run.trigger, "webhook");
-    assert_eq!(webhook_run.added, 1_234);
-    assert_eq!(webhook_run.pages, 3, "500 per page");
-    assert_eq!(webhook_run.plaid_request_ids.len(), 3);
+    assert!(runs.iter().all(|r| r.outcome == "succeeded"), "{runs:#?}");
+    assert_eq!(runs.iter().map(|r| r.added).sum::<i32>(), 1_234);
     let delivered = world.sim().deliveries();
-    assert!(delivered
-        .iter()
-        .any(|d| d.webhook_code == "SYNC_UPDATES_AVAILABLE" && d.status == Some(200)));
+    for code in [
+        "INITIAL_UPDATE",
+        "HISTORICAL_UPDATE",
+        "SYNC_UPDATES_AVAILABLE",
+    ] {
+        assert!(
+            delivered
+                .iter()
+                .any(|d| d.webhook_code == code && d.status == Some(200)),
+            "{code} delivered"
+        );
+    }
+    let first_fetch_calls = plaid_calls(&world, &item).await;
+    eprintln!("Plaid calls from link to the whole history: {first_fetch_calls}");
 
     // The bank moves on: new, modified, removed, and pending transactions posting.
+    let calls_before = plaid_calls(&world, &item).await;
     let (mut added, mut modified, mut removed) = (0, 0, 0);
     for _ in 0..4 {
         let changes = world.sim().advance(&item.plaid_item_id, 2).unwrap();
@@ -55,6 +177,16 @@ async fn a_linked_item_is_synced_from_its_webhooks_and_stays_equal_to_plaid_as_t
         added > 0 && modified > 0 && removed > 0,
         "the bank changed in every way"
     );
+    // Each change came with DEFAULT_UPDATE and TRANSACTIONS_REMOVED beside SYNC_UPDATES_AVAILABLE;
+    // an Item with a cursor acts on the last alone: one Plaid call per bank change.
+    let per_change = (plaid_calls(&world, &item).await - calls_before) as f64 / 4.0;
+    eprintln!("Plaid calls per bank change (sync + item/get): {per_change}");
+    assert_eq!(per_change, 1.0);
+    assert!(world
+        .sim()
+        .deliveries()
+        .iter()
+        .any(|d| d.webhook_code == "DEFAULT_UPDATE" && d.status == Some(200)));
     world.assert_columns_match_raw(&item).await;
     world.assert_accounts_match(&item).await;
 

@@ -8,7 +8,7 @@ use crate::plaid::{
 use crate::sim::errors;
 use crate::sim::limits::Limited;
 use crate::sim::render;
-use crate::sim::state::SimState;
+use crate::sim::state::{Phase, SimState};
 use crate::sim::sync::{self, ChangeKind, SyncCursor, SyncRefusal};
 
 /// `/transactions/sync`, with the configured extra fields in every transaction and account.
@@ -65,7 +65,7 @@ fn sync_response(
         .get_mut(&item_id)
         .ok_or_else(errors::item_not_found)?;
     item.sync_called = true;
-    if !item.ready {
+    if item.phase == Phase::NotReady {
         return Ok(TransactionsSyncResponse {
             transactions_update_status: TransactionsUpdateStatus::NotReady,
             accounts: render::accounts(&item.data),
@@ -84,22 +84,30 @@ fn sync_response(
     if cursor.is_some_and(|c| c.is_mid_update())
         && std::mem::take(&mut item.mutate_during_pagination)
     {
+        let since = item.data.version();
         item.data.add_one();
-        state.data_changed(&item_id);
+        state.data_changed(&item_id, since);
     }
     let item = state
         .items
         .get_mut(&item_id)
         .ok_or_else(errors::item_not_found)?;
-    let page = sync::page(&item.data, cursor, count as usize, &mut item.update_cache).map_err(
-        |refusal| match refusal {
-            SyncRefusal::InvalidCursor => invalid_cursor(),
-            SyncRefusal::MutationDuringPagination => errors::mutation_during_pagination(),
-        },
-    )?;
+    let visible = item.visible_version();
+    let status = item.phase.status();
+    let page = sync::page(
+        &item.data,
+        visible,
+        cursor,
+        count as usize,
+        &mut item.update_cache,
+    )
+    .map_err(|refusal| match refusal {
+        SyncRefusal::InvalidCursor => invalid_cursor(),
+        SyncRefusal::MutationDuringPagination => errors::mutation_during_pagination(),
+    })?;
     let data = &item.data;
     let mut response = TransactionsSyncResponse {
-        transactions_update_status: TransactionsUpdateStatus::HistoricalUpdateComplete,
+        transactions_update_status: status,
         accounts: render::accounts(data),
         added: Vec::new(),
         modified: Vec::new(),
@@ -130,8 +138,9 @@ pub fn transactions_refresh(
 ) -> Result<RequestIdResponse, PlaidError> {
     let item = state.healthy_item_by_token(req.access_token.expose_secret())?;
     let item_id = item.item_id.clone();
+    let since = item.data.version();
     item.data.add_one();
-    state.data_changed(&item_id);
+    state.data_changed(&item_id, since);
     Ok(RequestIdResponse {
         request_id: request_id.to_owned(),
     })

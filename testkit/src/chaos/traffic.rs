@@ -114,11 +114,10 @@ impl Traffic {
             let done = if driven.broken.contains(&n) {
                 // A broken Item is not advanced: its data could not be synced until repaired.
                 if roll < 0.2 {
+                    // Repaired outside any app, so Plaid tells plaidhook (LOGIN_REPAIRED); an
+                    // in-app repair would need the app's link-success call.
                     let repaired = self
-                        .sim(
-                            &format!("/sim/items/{item}/complete_update_mode"),
-                            json!({}),
-                        )
+                        .sim(&format!("/sim/items/{item}/login_repaired"), json!({}))
                         .await;
                     if repaired.is_ok() {
                         driven.broken.remove(&n);

@@ -9,9 +9,11 @@ use plaidhook::sim::{SimConfig, SimHandle, Simulator};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// Settings for tests: fixed dates, fast redelivery, no rate limits unless a test sets them.
+/// Settings for tests: fixed dates, fast redelivery, no rate limits unless a test sets them,
+/// instant data unless a test asks for Plaid's lifecycle (`lifecycle_config`).
 pub fn test_config() -> SimConfig {
     SimConfig {
+        initial_data_ready: true,
         today: chrono::NaiveDate::from_ymd_opt(2026, 3, 14),
         webhook_time_scale: 0.001,
         webhook_timeout_ms: 2_000,
@@ -20,6 +22,16 @@ pub fn test_config() -> SimConfig {
         balance_limit_per_item_per_minute: 0,
         balance_limit_per_client_per_minute: 0,
         ..SimConfig::default()
+    }
+}
+
+/// `test_config` with Plaid's lifecycle of a new Item's data, its delays in tens of ms.
+pub fn lifecycle_config() -> SimConfig {
+    SimConfig {
+        initial_data_ready: false,
+        initial_update_delay_ms: 30,
+        historical_update_delay_ms: 60,
+        ..test_config()
     }
 }
 
