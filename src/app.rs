@@ -110,29 +110,23 @@ impl Application {
 
         let public = if role.serves_public() {
             let addr = settings.public.addr()?;
-            Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "could not bind the public listener on {addr} (another plaidhook \
+            Some(TcpListener::bind(addr).await.with_context(|| {
+                format!(
+                    "could not bind the public listener on {addr} (another plaidhook \
                              on this machine? give this process its own port: \
                              PLAIDHOOK__PUBLIC__PORT)"
-                        )
-                    })?,
-            )
+                )
+            })?)
         } else {
             None
         };
         let internal_addr = settings.internal.addr()?;
-        let internal = TcpListener::bind(internal_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "could not bind the internal listener on {internal_addr} (another plaidhook \
+        let internal = TcpListener::bind(internal_addr).await.with_context(|| {
+            format!(
+                "could not bind the internal listener on {internal_addr} (another plaidhook \
                      on this machine? give this process its own port: PLAIDHOOK__INTERNAL__PORT)"
-                )
-            })?;
+            )
+        })?;
 
         let webhook_url = if !settings.plaid.webhook_url.is_empty() {
             settings.plaid.webhook_url.clone()
