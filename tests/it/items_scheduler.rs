@@ -172,6 +172,8 @@ async fn a_round_runs_in_one_replica_at_a_time_and_a_dead_holders_lease_expires(
 #[tokio::test]
 async fn a_scheduler_round_runs_on_a_database_pool_of_one_connection() {
     let h = start(&[
+        // Data at once: no lifecycle webhook may sync the Item made stale below.
+        ("PLAIDHOOK__SIM__INITIAL_DATA_READY", "true"),
         ("PLAIDHOOK__SCHEDULER__ENABLED", "false"),
         ("PLAIDHOOK__SCHEDULER__STALE_AFTER_SECS", "3600"),
         ("PLAIDHOOK__SCHEDULER__ERROR_RECHECK_SECS", "0"),
