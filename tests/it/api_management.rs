@@ -108,7 +108,8 @@ async fn footprint(h: &Harness) -> Vec<i64> {
 
 #[tokio::test]
 async fn malformed_bodies_get_400_with_a_clear_message_and_change_nothing() {
-    let h = start(&[]).await;
+    // Data at once: a late lifecycle sync would change the footprint this test compares.
+    let h = start(&[("PLAIDHOOK__SIM__INITIAL_DATA_READY", "true")]).await;
     let (item_id, _) = h.link_settled("user-400").await;
     let item = format!("/api/v1/items/{item_id}");
     let long_note = format!(r#"{{"reason_note": "{}"}}"#, "x".repeat(600));
