@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alerts::links::HostedLinks;
 use crate::alerts::notifier::Notifier;
 use crate::api::ApiContext;
 use crate::broker::{Broker, Publisher, Topology};
@@ -32,6 +33,7 @@ use crate::gauges::GaugeSampler;
 use crate::http::health::{self, Probes};
 use crate::http::layers;
 use crate::items::consumer::ItemsConsumer;
+use crate::items::link_sessions::LinkSessionsConsumer;
 use crate::items::Reconciler;
 use crate::messages::SyncRequester;
 use crate::outbox::OutboxRelay;
@@ -263,6 +265,11 @@ impl Application {
         self.state.scheduler()
     }
 
+    /// The repair-link and reminder task of this application, for tests that run rounds.
+    pub fn hosted_links(&self) -> HostedLinks {
+        self.state.hosted_links()
+    }
+
     /// The retention task of this application, for tests that run rounds themselves.
     pub fn retention(&self) -> Retention {
         self.state.retention()
@@ -359,6 +366,16 @@ impl Parts {
         }
     }
 
+    fn hosted_links(&self) -> HostedLinks {
+        HostedLinks {
+            id: uuid::Uuid::new_v4(),
+            reconciler: self.reconciler(),
+            link: self.settings.link.clone(),
+            alerts: self.settings.alerts.clone(),
+            webhook_url: self.webhook_url.clone(),
+        }
+    }
+
     fn retention(&self) -> Retention {
         Retention {
             id: uuid::Uuid::new_v4(),
@@ -412,7 +429,20 @@ fn spawn_workers(
         shutdown.clone(),
     ));
 
-    // Alert delivery and the safety net run beside the consumers, in worker processes.
+    let link_sessions = LinkSessionsConsumer {
+        reconciler: state.reconciler(),
+        sync_requests: state.sync_requester(),
+    };
+    tasks.spawn(link_sessions.run(
+        state.broker.clone(),
+        state.publisher.clone(),
+        settings.rabbitmq.prefetch,
+        shutdown.clone(),
+    ));
+
+    // Alert delivery, repair links and the safety net run beside the consumers, in worker
+    // processes.
+    tasks.spawn(state.hosted_links().run(shutdown.clone()));
     let notifier = Notifier::new(state.db.clone(), settings.alerts.clone())?;
     tasks.spawn(notifier.run(shutdown.clone()));
     tasks.spawn(state.scheduler().run(shutdown.clone()));
@@ -463,6 +493,7 @@ fn internal_router(state: &Parts) -> Router {
             link: settings.link.clone(),
             balance_timeout: settings.plaid.balance_timeout,
             webhook_url: state.webhook_url.clone(),
+            hosted_links: state.hosted_links(),
         }))
     });
     let probes = Arc::new(Probes {

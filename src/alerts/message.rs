@@ -9,11 +9,12 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::AlertCause;
-use crate::messages::events::{ItemSummary, Repair};
+use crate::messages::events::{HostedLinkView, ItemSummary, Repair};
 
-/// What an alert message is made of, read from the Item row.
+/// What an alert message is made of, read from the Item row and its current repair link.
 pub struct AlertContext {
     item: ItemSummary,
+    hosted_link: Option<HostedLinkView>,
 }
 
 impl AlertContext {
@@ -24,9 +25,19 @@ impl AlertContext {
              from items where id = $1",
             item_id
         )
-        .fetch_one(conn)
+        .fetch_one(&mut *conn)
+        .await?;
+        let hosted_link = sqlx::query_as!(
+            HostedLinkView,
+            r#"select hosted_link_url as url, expires_at from link_sessions
+               where item_id = $1 and status = 'open' and expires_at > now()
+               order by created_at desc limit 1"#,
+            item_id
+        )
+        .fetch_optional(conn)
         .await?;
         Ok(Self {
+            hosted_link,
             item: ItemSummary {
                 id: item_id,
                 plaid_item_id: row.plaid_item_id,
@@ -59,6 +70,8 @@ impl AlertContext {
                 ),
                 link_token_endpoint: None,
                 link_success_endpoint: None,
+                user_message: None,
+                hosted_link: None,
             },
             AlertCause::ItemError => Repair {
                 action: "update_mode",
@@ -68,16 +81,51 @@ impl AlertContext {
                 ),
                 link_token_endpoint: Some(link_token),
                 link_success_endpoint: Some(link_success),
+                user_message: None,
+                hosted_link: None,
             },
             AlertCause::LoginRequired
             | AlertCause::PendingExpiration
             | AlertCause::PendingDisconnect => Repair {
                 action: "update_mode",
-                instructions: update_mode,
+                instructions: match &self.hosted_link {
+                    Some(_) => format!(
+                        "send the user `repair.hosted_link.url` with `repair.user_message`; \
+                         plaidhook learns from Plaid when they are done. Or {update_mode}"
+                    ),
+                    None => update_mode,
+                },
                 link_token_endpoint: Some(link_token),
                 link_success_endpoint: Some(link_success),
+                user_message: Some(self.user_message(cause)),
+                hosted_link: self.hosted_link.clone(),
             },
         }
+    }
+
+    /// The reason in the user's words, for the app to send with the repair link.
+    fn user_message(&self, cause: AlertCause) -> String {
+        let bank = self
+            .item
+            .institution_name
+            .as_deref()
+            .unwrap_or("your bank");
+        let why = match cause {
+            AlertCause::PendingExpiration => match self.item.consent_expires_at {
+                Some(at) => format!(
+                    "Your permission to share your {bank} accounts with us ends on {}.",
+                    at.format("%-d %B %Y")
+                ),
+                None => format!("Your permission to share your {bank} accounts with us ends soon."),
+            },
+            AlertCause::PendingDisconnect => {
+                format!("{bank} will soon stop sharing your accounts with us.")
+            }
+            _ => format!(
+                "Your {bank} accounts stopped updating: {bank} needs you to sign in again."
+            ),
+        };
+        format!("{why} It takes a minute: open the link and sign in to {bank} to reconnect.")
     }
 
     /// One paragraph: who, which Item, why, since when, how to repair.

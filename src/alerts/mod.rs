@@ -8,10 +8,17 @@
 //! event and a row in `alert_deliveries` for the [`notifier`], so an alert, its event and its
 //! delivery never disagree.
 //!
+//! An alert that needs the user (login required, consent expiring, institution disconnecting)
+//! is announced only once its Hosted Link repair URL is ready ([`links`]), so `alert.raised` and
+//! the first delivery already carry it; the others are announced at once.
+//!
 //! - `message`: the words: which Item, which user, why, since when, how to repair.
+//! - `links`: Hosted Link repair URLs, the announcement of alerts that wait for one, renewals,
+//!   reminders and escalation.
 //! - `notifier`: delivery to the optional alert webhook, retried with backoff.
 //! - `signing`: Standard Webhooks signatures on those deliveries.
 
+pub mod links;
 pub mod message;
 pub mod notifier;
 pub mod signing;
@@ -64,10 +71,19 @@ impl AlertCause {
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|cause| cause.as_str() == value)
     }
+
+    /// Only the user can clear it, in Link's update mode: the alert carries a repair link.
+    pub fn needs_user(self) -> bool {
+        matches!(
+            self,
+            Self::LoginRequired | Self::PendingExpiration | Self::PendingDisconnect
+        )
+    }
 }
 
 /// Opens an alert for `cause` unless one is already open. Returns the new alert's id, or `None`
-/// when an open one existed (nothing else is written then).
+/// when an open one existed (nothing else is written then). An alert that needs the user is
+/// announced later, by [`links`], once its repair link is ready; any other is announced here.
 pub async fn raise(
     tx: &mut Transaction<'_, Postgres>,
     item_id: Uuid,
@@ -78,9 +94,10 @@ pub async fn raise(
     let context = AlertContext::load(tx, item_id).await?;
     let raised_at = Utc::now();
     let text = context.message(cause, error_code, error_message, raised_at);
+    let announced_at = (!cause.needs_user()).then_some(raised_at);
     let id = sqlx::query_scalar!(
-        "insert into alerts (id, item_id, cause, error_code, message, raised_at)
-         values ($1, $2, $3, $4, $5, $6)
+        "insert into alerts (id, item_id, cause, error_code, message, raised_at, announced_at)
+         values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (item_id, cause) where resolved_at is null do nothing
          returning id",
         Uuid::now_v7(),
@@ -89,28 +106,55 @@ pub async fn raise(
         error_code,
         text,
         raised_at,
+        announced_at,
     )
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else {
         return Ok(None);
     };
-    let document = AlertDocument {
-        id,
-        cause: cause.as_str().to_owned(),
-        error_code: error_code.map(str::to_owned),
-        message: text,
-        raised_at,
-        resolved_at: None,
-        resolution: None,
-        item: context.summary(),
-        repair: context.repair(cause),
-    };
-    crate::outbox::enqueue(tx, Some(item_id), &Event::AlertRaised(&document)).await?;
-    enqueue_delivery(tx, id, "raised").await?;
     metrics::counter!(names::ALERTS_RAISED, "cause" => cause.as_str()).increment(1);
     tracing::info!(item.id = %item_id, alert.id = %id, alert.cause = cause.as_str(), "alert raised");
+    if announced_at.is_some() {
+        let document = AlertDocument {
+            id,
+            cause: cause.as_str().to_owned(),
+            error_code: error_code.map(str::to_owned),
+            message: text,
+            raised_at,
+            resolved_at: None,
+            resolution: None,
+            item: context.summary(),
+            repair: context.repair(cause),
+        };
+        crate::outbox::enqueue(tx, Some(item_id), &Event::AlertRaised(&document)).await?;
+        enqueue_delivery(tx, id, "raised").await?;
+    }
     Ok(Some(id))
+}
+
+/// Announces an alert that was waiting for its repair link: `alert.raised` and its delivery,
+/// with whatever link the Item has now. False when it was announced or resolved meanwhile.
+pub async fn announce(
+    tx: &mut Transaction<'_, Postgres>,
+    alert_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let announced = sqlx::query_scalar!(
+        "update alerts set announced_at = now()
+         where id = $1 and announced_at is null and resolved_at is null
+         returning item_id",
+        alert_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(item_id) = announced else {
+        return Ok(false);
+    };
+    if let Some(document) = document(tx, alert_id).await? {
+        crate::outbox::enqueue(tx, Some(item_id), &Event::AlertRaised(&document)).await?;
+        enqueue_delivery(tx, alert_id, "raised").await?;
+    }
+    Ok(true)
 }
 
 /// Resolves the Item's open alerts whose cause is in `causes`, with `resolution` saying why
@@ -123,9 +167,15 @@ pub async fn resolve(
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let causes: Vec<String> = causes.iter().map(|c| c.as_str().to_owned()).collect();
     let rows = sqlx::query!(
-        r#"update alerts set resolved_at = now(), resolution = $3
-           where item_id = $1 and resolved_at is null and cause = any($2)
-           returning id, cause, error_code, message, raised_at, resolved_at as "resolved_at!""#,
+        r#"with open as (
+               select id, announced_at is null as unannounced from alerts
+               where item_id = $1 and resolved_at is null and cause = any($2)
+               for update)
+           update alerts a set resolved_at = now(), resolution = $3,
+                  announced_at = coalesce(a.announced_at, now())
+           from open where a.id = open.id
+           returning a.id, a.cause, a.error_code, a.message, a.raised_at,
+                     a.resolved_at as "resolved_at!", open.unannounced as "unannounced!""#,
         item_id,
         &causes,
         resolution,
@@ -139,17 +189,26 @@ pub async fn resolve(
     let mut resolved = Vec::with_capacity(rows.len());
     for row in rows {
         let cause = AlertCause::parse(&row.cause).unwrap_or(AlertCause::ItemError);
-        let document = AlertDocument {
+        let mut document = AlertDocument {
             id: row.id,
             cause: row.cause.clone(),
             error_code: row.error_code,
             message: row.message,
             raised_at: row.raised_at,
-            resolved_at: Some(row.resolved_at),
-            resolution: Some(resolution.to_owned()),
+            resolved_at: None,
+            resolution: None,
             item: context.summary(),
             repair: context.repair(cause),
         };
+        if row.unannounced {
+            // Resolved before its repair link was ready: subscribers still hear it was raised,
+            // and before they hear it resolved.
+            crate::outbox::enqueue(tx, Some(item_id), &Event::AlertRaised(&document)).await?;
+            enqueue_delivery(tx, row.id, "raised").await?;
+        }
+        document.resolved_at = Some(row.resolved_at);
+        document.resolution = Some(resolution.to_owned());
+        document.repair.hosted_link = None;
         crate::outbox::enqueue(tx, Some(item_id), &Event::AlertResolved(&document)).await?;
         enqueue_delivery(tx, row.id, "resolved").await?;
         metrics::counter!(names::ALERTS_RESOLVED, "cause" => cause.as_str()).increment(1);

@@ -83,7 +83,7 @@ impl Notifier {
 
     /// One round: claims due deliveries and attempts each. Returns how many it attempted.
     pub async fn round(&self) -> anyhow::Result<usize> {
-        if !self.settings.enabled() {
+        if !self.settings.enabled() && !self.settings.oncall_enabled() {
             // No webhook configured: alerts are events only; nothing will ever send these.
             sqlx::query!("update alert_deliveries set status = 'skipped' where status = 'pending'")
                 .execute(&self.db)
@@ -135,7 +135,18 @@ impl Notifier {
         };
         drop(conn);
         let delivery_id = format!("{alert_id}:{kind}");
-        let body = match self.settings.format {
+        let (url, format) = self.settings.target(kind);
+        if url.expose_secret().trim().is_empty() {
+            // No channel for this kind (on-call only, and no alert webhook): nothing to send.
+            sqlx::query!(
+                "update alert_deliveries set status = 'skipped' where id = $1",
+                id
+            )
+            .execute(&self.db)
+            .await?;
+            return Ok(());
+        }
+        let body = match format {
             AlertFormat::Generic => generic_body(&delivery_id, kind, &document),
             AlertFormat::Slack => slack_body(kind, &document),
         };
@@ -143,7 +154,7 @@ impl Notifier {
         let body = serde_json::to_vec(&body)?;
         let mut request = self
             .http
-            .post(self.settings.webhook_url.expose_secret())
+            .post(url.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", &delivery_id);
         let timestamp = chrono::Utc::now().timestamp();
@@ -206,10 +217,14 @@ impl Notifier {
     }
 }
 
+/// The event a delivery kind announces: `reminder` and `reminder.N` are reminders,
+/// `link_renewed.N` a renewed repair link.
 fn event_name(kind: &str) -> &'static str {
-    match kind {
+    match kind.split('.').next().unwrap_or(kind) {
         "raised" => "alert.raised",
         "resolved" => "alert.resolved",
+        "escalated" => "alert.escalated",
+        "link_renewed" => "alert.link_renewed",
         _ => "alert.reminder",
     }
 }
@@ -226,16 +241,36 @@ pub fn slack_body(kind: &str, alert: &AlertDocument) -> Value {
         .client_user_id
         .as_deref()
         .unwrap_or("(unknown user)");
-    let text = match kind {
-        "raised" => format!(":rotating_light: *Plaid Item needs attention* ({})\n{}", alert.cause, alert.message),
-        "resolved" => format!(
+    let link = alert
+        .repair
+        .hosted_link
+        .as_ref()
+        .map(|link| {
+            format!(
+                "\nRepair link for the user (until {}): {}",
+                link.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                link.url
+            )
+        })
+        .unwrap_or_default();
+    let text = match event_name(kind) {
+        "alert.raised" => format!(":rotating_light: *Plaid Item needs attention* ({})\n{}{link}", alert.cause, alert.message),
+        "alert.resolved" => format!(
             ":white_check_mark: *Resolved* ({}): Item {} of user {user} is no longer `{}` (was raised at {}).",
             alert.resolution.as_deref().unwrap_or("resolved"),
             alert.item.id,
             alert.cause,
             alert.raised_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
-        _ => format!(":alarm_clock: *Reminder* ({})\n{}", alert.cause, alert.message),
+        "alert.escalated" => format!(
+            ":sos: *Escalated: still open after every reminder* ({})\n{}{link}",
+            alert.cause, alert.message
+        ),
+        "alert.link_renewed" => format!(
+            ":link: *New repair link* ({})\n{}{link}",
+            alert.cause, alert.message
+        ),
+        _ => format!(":alarm_clock: *Reminder* ({})\n{}{link}", alert.cause, alert.message),
     };
     json!({
         "text": text,

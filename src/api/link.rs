@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     optional_body, parse_item_id, plaid_failure, require_text, ApiContext, ApiJson, ApiState,
 };
+use crate::alerts::links::HostedLinkError;
 use crate::error::ApiError;
 use crate::items::reconcile::ReconcileError;
 use crate::items::rows::{LinkError, Linked, LinkedItem};
@@ -56,6 +57,9 @@ pub struct LinkTokenView {
     pub item_id: Option<uuid::Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_selection_enabled: Option<bool>,
+    /// The Plaid-hosted Link URL to give the user (`hosted: true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosted_link_url: Option<String>,
 }
 
 fn link_request(state: &ApiContext, client_user_id: String) -> LinkTokenCreateRequest {
@@ -109,6 +113,7 @@ pub async fn create_link_token(
             mode: "new_item",
             item_id: None,
             account_selection_enabled: None,
+            hosted_link_url: None,
         }),
     ))
 }
@@ -119,6 +124,10 @@ pub struct UpdateLinkToken {
     /// Let the user pick accounts again; defaults to on when Plaid reported new accounts.
     #[serde(default)]
     pub account_selection_enabled: Option<bool>,
+    /// A Plaid Hosted Link URL for the user instead of a token for the app's own Link: plaidhook
+    /// learns the outcome from Plaid's LINK webhooks.
+    #[serde(default)]
+    pub hosted: Option<bool>,
 }
 
 pub async fn create_update_link_token(
@@ -139,6 +148,9 @@ pub async fn create_update_link_token(
         return Err(ApiError::Conflict(
             "the Item was removed; link the institution again instead".into(),
         ));
+    }
+    if body.hosted == Some(true) {
+        return create_hosted_repair_link(&state, item_id).await;
     }
     let access_token = state.credentials(item_id).await?.access_token;
     let account_selection = body
@@ -167,6 +179,46 @@ pub async fn create_update_link_token(
             mode: "update",
             item_id: Some(item_id),
             account_selection_enabled: Some(account_selection),
+            hosted_link_url: None,
+        }),
+    ))
+}
+
+/// A Hosted Link repair session for the Item, tied to its open alert if it has one (that
+/// alert then carries the new link).
+async fn create_hosted_repair_link(
+    state: &ApiContext,
+    item_id: uuid::Uuid,
+) -> Result<(StatusCode, Json<LinkTokenView>), ApiError> {
+    let alert_id = sqlx::query_scalar!(
+        "select id from alerts where item_id = $1 and resolved_at is null
+         order by raised_at desc limit 1",
+        item_id
+    )
+    .fetch_optional(&state.db)
+    .await?;
+    let opened = state
+        .hosted_links
+        .open(item_id, alert_id)
+        .await
+        .map_err(|error| match error {
+            HostedLinkError::NotFound(_) => ApiError::NotFound,
+            HostedLinkError::Plaid(error) => plaid_failure(error),
+            HostedLinkError::Database(error) => error.into(),
+            HostedLinkError::Credentials(error) => error.into(),
+            HostedLinkError::NoUrl => ApiError::Unavailable(anyhow::anyhow!(
+                "Plaid did not return a hosted_link_url; is Hosted Link enabled for this client?"
+            )),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LinkTokenView {
+            link_token: opened.link_token,
+            expiration: opened.expires_at,
+            mode: "update",
+            item_id: Some(item_id),
+            account_selection_enabled: None,
+            hosted_link_url: Some(opened.url),
         }),
     ))
 }

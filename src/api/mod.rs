@@ -21,6 +21,7 @@ pub mod link;
 pub mod openapi;
 pub mod spool;
 
+use crate::alerts::links::HostedLinks;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -60,6 +61,8 @@ pub struct ApiContext {
     pub balance_timeout: Duration,
     /// Where Plaid is told to send webhooks (given in every Link token).
     pub webhook_url: String,
+    /// Opens Hosted Link repair sessions (`hosted: true`).
+    pub hosted_links: HostedLinks,
 }
 
 /// The handlers' state: one context, shared.

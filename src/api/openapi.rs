@@ -269,11 +269,14 @@ fn schemas(item_statuses: Value) -> Value {
                             "days_requested": { "type": ["integer", "null"], "minimum": 1, "maximum": 730 },
                             "redirect_uri": { "type": ["string", "null"] } } },
         "UpdateLinkToken": { "type": "object", "additionalProperties": false,
-            "properties": { "account_selection_enabled": { "type": ["boolean", "null"] } } },
+            "properties": { "account_selection_enabled": { "type": ["boolean", "null"] },
+                            "hosted": { "type": ["boolean", "null"],
+                                        "description": "A Plaid Hosted Link URL (hosted_link_url) for the user; plaidhook learns the outcome from Plaid." } } },
         "LinkToken": { "type": "object", "properties": {
             "link_token": { "type": "string" }, "expiration": time,
             "mode": { "enum": ["new_item", "update"] }, "item_id": { "type": "string", "format": "uuid" },
-            "account_selection_enabled": { "type": "boolean" } } },
+            "account_selection_enabled": { "type": "boolean" },
+            "hosted_link_url": { "type": "string" } } },
         "Exchange": { "type": "object", "required": ["public_token", "client_user_id"], "additionalProperties": false,
             "properties": { "public_token": not_blank(512), "client_user_id": not_blank(128) } },
         "Exchanged": { "type": "object", "properties": {

@@ -3,7 +3,7 @@
 //! ```text
 //! plaid.webhooks (topic) ── TRANSACTIONS.# ──▶ plaidhook.sync   (quorum)
 //!      │                 ├─ ITEM.#         ──▶ plaidhook.items  (quorum)
-//!      │                 ├─ LINK.#         ──▶ plaidhook.link   (quorum, kept 7 days)
+//!      │                 ├─ LINK.#         ──▶ plaidhook.link_sessions (quorum)
 //!      │                 └─ subscribers' own bindings (AUTH.#, HOLDINGS.#, …)
 //!      └─ alternate exchange: whatever no binding routes
 //!         plaid.webhooks.unrouted (fanout) ──▶ plaidhook.unrouted (quorum, kept 7 days)
@@ -58,7 +58,7 @@ pub struct Topology {
     quorum_group_size: u32,
 }
 
-/// How long `plaidhook.unrouted` and `plaidhook.link` keep a message nobody consumed.
+/// How long `plaidhook.unrouted` keeps a message nobody consumed.
 pub const PARKED_WEBHOOK_TTL_MS: u32 = 7 * 24 * 60 * 60 * 1000;
 /// Most messages `plaidhook.unrouted` holds; past it publishes are refused (and spooled).
 pub const UNROUTED_MAX_LENGTH: u32 = 1_000_000;
@@ -129,9 +129,11 @@ impl Topology {
         self.name("plaidhook.unrouted")
     }
 
-    /// LINK webhooks (`SESSION_FINISHED`, `ITEM_ADD_RESULT`, `EVENTS`): Hosted Link sessions.
+    /// LINK webhooks (`SESSION_FINISHED`, `ITEM_ADD_RESULT`, `EVENTS`): how the Hosted Link
+    /// sessions plaidhook opened ended. (Before Hosted Link was consumed, `plaidhook.link` kept
+    /// them unconsumed; an upgraded broker may still hold that queue: it can be deleted.)
     pub fn link_queue(&self) -> String {
-        self.name("plaidhook.link")
+        self.name("plaidhook.link_sessions")
     }
 
     /// Events for downstream subscribers (`transactions.synced`, `alert.raised`, …).
@@ -256,14 +258,14 @@ impl Topology {
         let mut queues = vec![
             consumer(self.sync_queue()),
             consumer(self.items_queue()),
-            kept(self.link_queue(), None),
+            consumer(self.link_queue()),
             kept(self.unrouted_queue(), Some(UNROUTED_MAX_LENGTH)),
             QueueSpec {
                 name: self.dead_queue(),
                 arguments: vec![quorum],
             },
         ];
-        for queue in [self.sync_queue(), self.items_queue()] {
+        for queue in [self.sync_queue(), self.items_queue(), self.link_queue()] {
             for (name, (_, ttl_ms)) in self.retry_queues(&queue).into_iter().zip(RETRY_DELAYS) {
                 queues.push(delay(&queue, name, ttl_ms));
             }

@@ -96,6 +96,17 @@ pub struct LinkSettings {
     pub client_name: String,
     pub language: String,
     pub country_codes: Vec<String>,
+    /// Hosted Link: alerts about an Item that needs its user carry a Plaid-hosted repair URL.
+    pub hosted: bool,
+    /// How long a hosted repair URL lives (Plaid: at most 21 days).
+    #[serde(rename = "hosted_url_lifetime_secs", deserialize_with = "duration::secs")]
+    pub hosted_url_lifetime: Duration,
+    /// A link with less than this left is replaced by a fresh one (and the alert says so).
+    #[serde(rename = "hosted_renew_before_secs", deserialize_with = "duration::secs")]
+    pub hosted_renew_before: Duration,
+    /// Where Hosted Link sends the user when they are done (the app's page); empty: Plaid's
+    /// own completion page.
+    pub completion_redirect_uri: String,
 }
 
 impl LinkSettings {
@@ -105,6 +116,23 @@ impl LinkSettings {
         }
         if self.country_codes.is_empty() {
             return fail("link.country_codes", "must name at least one country");
+        }
+        let lifetime = self.hosted_url_lifetime;
+        if lifetime.is_zero() || lifetime > Duration::from_secs(21 * 24 * 3600) {
+            return fail(
+                "link.hosted_url_lifetime_secs",
+                "must be between 1 second and 21 days (Plaid's limit)",
+            );
+        }
+        if self.hosted_renew_before >= lifetime {
+            return fail(
+                "link.hosted_renew_before_secs",
+                "must be shorter than link.hosted_url_lifetime_secs",
+            );
+        }
+        let redirect = self.completion_redirect_uri.trim();
+        if !redirect.is_empty() && !redirect.starts_with("http") {
+            return fail("link.completion_redirect_uri", "must be an http(s) URL or empty");
         }
         Ok(())
     }

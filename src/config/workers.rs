@@ -147,6 +147,14 @@ pub struct AlertSettings {
     /// only while rotating. None: deliveries go unsigned (a warning at start).
     #[serde(default, deserialize_with = "secret_list")]
     pub signing_secrets: Vec<SecretString>,
+    /// An alert open this long (since raised or last reminded) is reminded.
+    #[serde(rename = "remind_after_secs", deserialize_with = "duration::secs")]
+    pub remind_after: Duration,
+    /// Reminders per alert before it is escalated; 0 turns reminders and escalation off.
+    pub max_reminders: u32,
+    /// Where escalations go; empty: `webhook_url`. A secret, like `webhook_url`.
+    pub oncall_webhook_url: SecretString,
+    pub oncall_format: AlertFormat,
 }
 
 /// `alerts.signing_secrets`, read like every list setting, held as secrets from there on.
@@ -169,6 +177,20 @@ fn whsec_key(secret: &str) -> Option<Vec<u8>> {
 impl AlertSettings {
     pub fn enabled(&self) -> bool {
         !self.webhook_url.expose_secret().trim().is_empty()
+    }
+
+    pub fn oncall_enabled(&self) -> bool {
+        !self.oncall_webhook_url.expose_secret().trim().is_empty()
+    }
+
+    /// Where a delivery of `kind` goes, and in which format: escalations to the on-call
+    /// channel when one is set, everything else to `webhook_url`.
+    pub fn target(&self, kind: &str) -> (&SecretString, AlertFormat) {
+        if kind == "escalated" && self.oncall_enabled() {
+            (&self.oncall_webhook_url, self.oncall_format)
+        } else {
+            (&self.webhook_url, self.format)
+        }
     }
 
     /// The keys of `signing_secrets`, in order. The error names the entry, never its value.
@@ -194,6 +216,13 @@ impl AlertSettings {
         let url = self.webhook_url.expose_secret().trim();
         if !url.is_empty() && !url.starts_with("http") {
             return fail("alerts.webhook_url", "must be an http(s) URL or empty");
+        }
+        let oncall = self.oncall_webhook_url.expose_secret().trim();
+        if !oncall.is_empty() && !oncall.starts_with("http") {
+            return fail("alerts.oncall_webhook_url", "must be an http(s) URL or empty");
+        }
+        if self.max_reminders > 0 && self.remind_after.is_zero() {
+            return fail("alerts.remind_after_secs", "must be positive when max_reminders is set");
         }
         if self.max_attempts == 0 {
             return fail("alerts.max_attempts", "must be at least 1");

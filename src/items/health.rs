@@ -46,6 +46,8 @@ pub enum Signal {
     Recheck,
     /// The app reports that the user finished Link in update mode.
     LinkSuccess,
+    /// Plaid reports that the user finished a Hosted Link session plaidhook opened.
+    HostedLinkSuccess,
 }
 
 impl Signal {
@@ -64,7 +66,10 @@ impl Signal {
     }
 
     fn repairs(self) -> bool {
-        matches!(self, Self::LoginRepaired | Self::LinkSuccess)
+        matches!(
+            self,
+            Self::LoginRepaired | Self::LinkSuccess | Self::HostedLinkSuccess
+        )
     }
 }
 
@@ -121,10 +126,10 @@ pub fn decide(current: ItemStatus, item: &Item, signal: Signal, now: DateTime<Ut
         }
         _ if signal.repairs() => (
             healthy,
-            if signal == Signal::LoginRepaired {
-                "login_repaired"
-            } else {
-                "link_success"
+            match signal {
+                Signal::LoginRepaired => "login_repaired",
+                Signal::HostedLinkSuccess => "user_repaired",
+                _ => "link_success",
             },
         ),
         // Not visible in /item/get: kept until a repair says otherwise.

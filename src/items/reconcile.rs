@@ -185,7 +185,7 @@ async fn reconcile(
         item.consent_expiration_time,
         webhook_at,
         signal == Signal::NewAccountsAvailable,
-        signal == Signal::LinkSuccess,
+        matches!(signal, Signal::LinkSuccess | Signal::HostedLinkSuccess),
         item.institution_id,
         item.error
             .as_ref()

@@ -36,6 +36,12 @@ pub enum Event<'a> {
     /// A reminder of an open alert (consent about to expire).
     #[serde(rename = "alert.reminder")]
     AlertReminder(&'a AlertDocument),
+    /// An alert that stayed open through every reminder, for the on-call only.
+    #[serde(rename = "alert.escalated")]
+    AlertEscalated(&'a AlertDocument),
+    /// The alert's repair link was about to expire and was replaced (`repair.hosted_link`).
+    #[serde(rename = "alert.link_renewed")]
+    AlertLinkRenewed(&'a AlertDocument),
 }
 
 impl Event<'_> {
@@ -49,6 +55,8 @@ impl Event<'_> {
             Self::AlertRaised(_) => "alert.raised",
             Self::AlertResolved(_) => "alert.resolved",
             Self::AlertReminder(_) => "alert.reminder",
+            Self::AlertEscalated(_) => "alert.escalated",
+            Self::AlertLinkRenewed(_) => "alert.link_renewed",
         }
     }
 }
@@ -125,6 +133,20 @@ pub struct Repair {
     /// `POST` this once the user finished Link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_success_endpoint: Option<String>,
+    /// What to tell the user, in their words (for an email, SMS or in-app message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_message: Option<String>,
+    /// A ready Plaid Hosted Link URL that repairs the Item: send it to the user as is. plaidhook
+    /// learns the outcome from Plaid; nobody needs to call `link_success_endpoint`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosted_link: Option<HostedLinkView>,
+}
+
+/// A Hosted Link repair URL and when it stops working.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostedLinkView {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

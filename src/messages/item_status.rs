@@ -96,6 +96,8 @@ pub enum StatusSource {
     Sync,
     Operator,
     Scheduler,
+    /// Plaid reported a finished Hosted Link session (LINK webhooks).
+    HostedLink,
 }
 
 impl StatusSource {
@@ -106,6 +108,7 @@ impl StatusSource {
             Self::Sync => "sync",
             Self::Operator => "operator",
             Self::Scheduler => "scheduler",
+            Self::HostedLink => "hosted_link",
         }
     }
 }
