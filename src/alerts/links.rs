@@ -160,6 +160,7 @@ impl HostedLinks {
             }),
             transactions: None,
             institution_id: None,
+            user_id: None,
             hosted_link: Some(LinkTokenCreateHostedLink {
                 delivery_method: None,
                 completion_redirect_uri: (!redirect.is_empty()).then(|| redirect.to_owned()),
@@ -310,7 +311,7 @@ impl HostedLinks {
             }
             let mut tx = self.db().begin().await?;
             let kind = format!("link_renewed.{}", alert.links);
-            if deliver(&mut tx, alert.id, &kind, Event::AlertLinkRenewed).await? {
+            if deliver(&mut tx, alert.id, &kind).await? {
                 renewed += 1;
             }
             tx.commit().await?;
@@ -355,7 +356,7 @@ impl HostedLinks {
                 )
                 .execute(&mut *tx)
                 .await?;
-                deliver(&mut tx, alert.id, &format!("reminder.{n}"), Event::AlertReminder).await?;
+                deliver(&mut tx, alert.id, &format!("reminder.{n}")).await?;
                 reminded += 1;
             } else {
                 sqlx::query!(
@@ -364,7 +365,7 @@ impl HostedLinks {
                 )
                 .execute(&mut *tx)
                 .await?;
-                deliver(&mut tx, alert.id, "escalated", Event::AlertEscalated).await?;
+                deliver(&mut tx, alert.id, "escalated").await?;
                 escalated += 1;
                 tracing::warn!(item.id = %alert.item_id, alert.id = %alert.id, reminders = alert.reminders_sent, "alert escalated to on-call");
             }
@@ -395,20 +396,24 @@ fn needs_user_causes() -> Vec<String> {
         .collect()
 }
 
-/// Queues delivery `kind` of the alert and its event, read back with the Item's current link.
-/// False when that delivery existed already.
+/// Queues delivery `kind` (`reminder.N`, `escalated`, `link_renewed.N`) of the alert and its
+/// event, read back with the Item's current link. False when that delivery existed already.
 async fn deliver(
     tx: &mut Transaction<'_, Postgres>,
     alert_id: Uuid,
     kind: &str,
-    event: for<'a> fn(&'a AlertDocument) -> Event<'a>,
 ) -> Result<bool, sqlx::Error> {
     if !enqueue_delivery(tx, alert_id, kind).await? {
         return Ok(false);
     }
-    if let Some(document) = super::document(tx, alert_id).await? {
-        let item_id = document.item.id;
-        crate::outbox::enqueue(tx, Some(item_id), &event(&document)).await?;
+    let document: Option<AlertDocument> = super::document(tx, alert_id).await?;
+    if let Some(document) = document {
+        let event = match kind.split('.').next() {
+            Some("escalated") => Event::AlertEscalated(&document),
+            Some("link_renewed") => Event::AlertLinkRenewed(&document),
+            _ => Event::AlertReminder(&document),
+        };
+        crate::outbox::enqueue(tx, Some(document.item.id), &event).await?;
     }
     Ok(true)
 }

@@ -14,6 +14,7 @@ const DOMAIN_TABLES: &[&str] = &[
     "item_status_history",
     "items",
     "leases",
+    "link_sessions",
     "outbox",
     "plaid_api_calls",
     "rate_limit_grants",
