@@ -340,7 +340,9 @@ impl HostedLinks {
         for alert in due {
             let needs_link = AlertCause::parse(&alert.cause).is_some_and(AlertCause::needs_user)
                 && self.link.hosted;
-            if alert.reminders_sent < max && needs_link && !self.has_fresh_link(alert.item_id).await?
+            if alert.reminders_sent < max
+                && needs_link
+                && !self.has_fresh_link(alert.item_id).await?
             {
                 if let Err(error) = self.open(alert.item_id, Some(alert.id)).await {
                     tracing::warn!(item.id = %alert.item_id, alert.id = %alert.id, error = %error, "no fresh repair link for the reminder");

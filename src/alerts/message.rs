@@ -105,11 +105,7 @@ impl AlertContext {
 
     /// The reason in the user's words, for the app to send with the repair link.
     fn user_message(&self, cause: AlertCause) -> String {
-        let bank = self
-            .item
-            .institution_name
-            .as_deref()
-            .unwrap_or("your bank");
+        let bank = self.item.institution_name.as_deref().unwrap_or("your bank");
         let why = match cause {
             AlertCause::PendingExpiration => match self.item.consent_expires_at {
                 Some(at) => format!(
@@ -121,9 +117,9 @@ impl AlertContext {
             AlertCause::PendingDisconnect => {
                 format!("{bank} will soon stop sharing your accounts with us.")
             }
-            _ => format!(
-                "Your {bank} accounts stopped updating: {bank} needs you to sign in again."
-            ),
+            _ => {
+                format!("Your {bank} accounts stopped updating: {bank} needs you to sign in again.")
+            }
         };
         format!("{why} It takes a minute: open the link and sign in to {bank} to reconnect.")
     }

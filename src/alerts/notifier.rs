@@ -248,7 +248,8 @@ pub fn slack_body(kind: &str, alert: &AlertDocument) -> Value {
         .map(|link| {
             format!(
                 "\nRepair link for the user (until {}): {}",
-                link.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                link.expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 link.url
             )
         })

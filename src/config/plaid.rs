@@ -99,10 +99,16 @@ pub struct LinkSettings {
     /// Hosted Link: alerts about an Item that needs its user carry a Plaid-hosted repair URL.
     pub hosted: bool,
     /// How long a hosted repair URL lives (Plaid: at most 21 days).
-    #[serde(rename = "hosted_url_lifetime_secs", deserialize_with = "duration::secs")]
+    #[serde(
+        rename = "hosted_url_lifetime_secs",
+        deserialize_with = "duration::secs"
+    )]
     pub hosted_url_lifetime: Duration,
     /// A link with less than this left is replaced by a fresh one (and the alert says so).
-    #[serde(rename = "hosted_renew_before_secs", deserialize_with = "duration::secs")]
+    #[serde(
+        rename = "hosted_renew_before_secs",
+        deserialize_with = "duration::secs"
+    )]
     pub hosted_renew_before: Duration,
     /// Where Hosted Link sends the user when they are done (the app's page); empty: Plaid's
     /// own completion page.
@@ -132,7 +138,10 @@ impl LinkSettings {
         }
         let redirect = self.completion_redirect_uri.trim();
         if !redirect.is_empty() && !redirect.starts_with("http") {
-            return fail("link.completion_redirect_uri", "must be an http(s) URL or empty");
+            return fail(
+                "link.completion_redirect_uri",
+                "must be an http(s) URL or empty",
+            );
         }
         Ok(())
     }

@@ -219,10 +219,16 @@ impl AlertSettings {
         }
         let oncall = self.oncall_webhook_url.expose_secret().trim();
         if !oncall.is_empty() && !oncall.starts_with("http") {
-            return fail("alerts.oncall_webhook_url", "must be an http(s) URL or empty");
+            return fail(
+                "alerts.oncall_webhook_url",
+                "must be an http(s) URL or empty",
+            );
         }
         if self.max_reminders > 0 && self.remind_after.is_zero() {
-            return fail("alerts.remind_after_secs", "must be positive when max_reminders is set");
+            return fail(
+                "alerts.remind_after_secs",
+                "must be positive when max_reminders is set",
+            );
         }
         if self.max_attempts == 0 {
             return fail("alerts.max_attempts", "must be at least 1");

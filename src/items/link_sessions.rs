@@ -92,8 +92,7 @@ impl LinkSessionsConsumer {
             tracing::debug!(webhook.code = %envelope.webhook_code, "LINK webhook acknowledged");
             return Outcome::Ack;
         }
-        let finished: LinkSessionFinishedWebhook = match serde_json::from_str(envelope.body.get())
-        {
+        let finished: LinkSessionFinishedWebhook = match serde_json::from_str(envelope.body.get()) {
             Ok(finished) => finished,
             Err(error) => {
                 return Outcome::Park {

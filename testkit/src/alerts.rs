@@ -6,7 +6,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::response::Html;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 
@@ -23,11 +24,21 @@ impl AlertReceiver {
         let mut receiver = Self::default();
         let app = Router::new()
             .route("/alerts", post(receive))
+            // The app's page Hosted Link sends the user back to.
+            .route(
+                "/done",
+                get(|| async { Html("<h1 id=\"back\">Back in the app</h1>") }),
+            )
             .with_state(receiver.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         receiver.url = format!("http://{}/alerts", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         receiver
+    }
+
+    /// The app's completion page (`link.completion_redirect_uri`).
+    pub fn completion_url(&self) -> String {
+        self.url.replace("/alerts", "/done")
     }
 
     /// Answer the next deliveries with these statuses, in order.

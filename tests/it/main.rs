@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod alerts_hosted_link;
 mod alerts_signing;
 mod api_contract;
 mod api_items;
