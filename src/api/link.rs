@@ -77,6 +77,9 @@ fn link_request(state: &ApiContext, client_user_id: String) -> LinkTokenCreateRe
         redirect_uri: None,
         update: None,
         transactions: None,
+        user_id: None,
+        institution_id: None,
+        hosted_link: None,
     }
 }
 

@@ -16,7 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{PlaidError, WebhookVerificationKeyGetResponse};
+use super::{
+    LinkToken, LinkTokenGetRequest, LinkTokenGetResponse, PlaidError,
+    WebhookVerificationKeyGetResponse,
+};
 use crate::telemetry::names;
 
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +206,22 @@ impl PlaidClient {
             &serde_json::json!({ "key_id": key_id }),
         )
         .await
+    }
+
+    /// `/link/token/get`: a link token's metadata and its Link sessions with their results
+    /// (the public token of a Hosted Link session that added an Item). `item` is plaidhook's
+    /// Item the token was made for, when it was (update mode).
+    pub async fn link_token_get(
+        &self,
+        link_token: &LinkToken,
+        item: Option<Uuid>,
+    ) -> Result<LinkTokenGetResponse, PlaidCallError> {
+        let request = LinkTokenGetRequest {
+            client_id: None,
+            secret: None,
+            link_token: link_token.clone(),
+        };
+        self.call("/link/token/get", item, &request).await
     }
 }
 

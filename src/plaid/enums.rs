@@ -96,6 +96,8 @@ open_enum! {
         Liabilities => "LIABILITIES",
         Transactions => "TRANSACTIONS",
         Assets => "ASSETS",
+        /// Link sessions: Hosted Link, Multi-Item Link.
+        Link => "LINK",
     }
 }
 
@@ -119,6 +121,9 @@ open_enum! {
         SmsMicrodepositsVerification => "SMS_MICRODEPOSITS_VERIFICATION",
         AuthorizationGranted => "AUTHORIZATION_GRANTED",
         ProductReady => "PRODUCT_READY",
+        SessionFinished => "SESSION_FINISHED",
+        ItemAddResult => "ITEM_ADD_RESULT",
+        Events => "EVENTS",
     }
 }
 

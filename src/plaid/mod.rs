@@ -17,6 +17,7 @@ pub mod error;
 pub mod ids;
 pub mod item;
 pub mod jwk;
+pub mod link;
 pub mod money;
 pub mod raw;
 pub mod requests;
@@ -34,10 +35,18 @@ pub use ids::{
 };
 pub use item::{Item, ItemGetResponse, ItemStatus, ItemWithConsentFields};
 pub use jwk::{JwkPublicKey, WebhookVerificationKeyGetResponse};
+pub use link::{
+    LinkEvent, LinkEventMetadata, LinkSessionAccount, LinkSessionExit, LinkSessionExitMetadata,
+    LinkSessionInstitution, LinkSessionItemAddResult, LinkSessionResults, LinkTokenGetMetadata,
+    LinkTokenGetRequest, LinkTokenGetResponse, LinkTokenGetSession,
+};
 pub use raw::Raw;
 pub use requests::*;
 pub use transactions::{
     Location, PaymentMeta, PersonalFinanceCategory, RemovedTransaction, Transaction,
     TransactionCounterparty, TransactionsSyncPage, TransactionsSyncResponse,
 };
-pub use webhooks::{Webhook, WebhookHeader};
+pub use webhooks::{
+    ItemAddResultWebhook, LinkEventsWebhook, LinkSessionFinishedWebhook, LinkSessionStatus,
+    Webhook, WebhookHeader,
+};

@@ -165,6 +165,9 @@ pub struct LinkTokenCreateRequest {
     pub country_codes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<LinkTokenUser>,
+    /// A `user_id` from `/user/create`; one of `user` and `user_id` is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub products: Option<Vec<Product>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +180,37 @@ pub struct LinkTokenCreateRequest {
     pub update: Option<LinkTokenUpdate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transactions: Option<LinkTokenTransactions>,
+    /// Pre-selects the institution Link opens at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution_id: Option<String>,
+    /// Present (possibly empty) to enable Hosted Link for the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_link: Option<LinkTokenCreateHostedLink>,
+}
+
+/// `hosted_link` of `/link/token/create` (`LinkTokenCreateHostedLink`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LinkTokenCreateHostedLink {
+    /// Link Delivery (beta) only; ignored in Sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_method: Option<HostedLinkDeliveryMethod>,
+    /// Where Hosted Link sends the browser when the flow completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_redirect_uri: Option<String>,
+    /// How long the URL (and the link token) stays valid; positive, at most 21 days. Plaid's
+    /// default without Link Delivery is 30 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_lifetime_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_mobile_app: Option<bool>,
+}
+
+open_enum! {
+    /// `hosted_link.delivery_method` (`HostedLinkDeliveryMethod`).
+    pub enum HostedLinkDeliveryMethod {
+        Sms => "sms",
+        Email => "email",
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +218,9 @@ pub struct LinkTokenCreateResponse {
     pub link_token: LinkToken,
     pub expiration: DateTime<Utc>,
     pub request_id: String,
+    /// Only when the request carried `hosted_link`: the URL of the Plaid-hosted Link flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_link_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

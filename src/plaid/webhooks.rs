@@ -4,7 +4,8 @@
 
 use super::enums::{Environment, WebhookCode, WebhookType};
 use super::error::PlaidError;
-use super::ids::{ItemId, TransactionId};
+use super::ids::{ItemId, LinkToken, PublicToken, TransactionId};
+use super::link::LinkEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +145,57 @@ pub struct ItemNoticeWebhook {
     pub environment: Environment,
 }
 
+/// LINK SESSION_FINISHED (`LinkSessionFinishedWebhook`): a Hosted Link session ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkSessionFinishedWebhook {
+    pub webhook_type: WebhookType,
+    pub webhook_code: WebhookCode,
+    pub status: LinkSessionStatus,
+    pub link_session_id: String,
+    pub link_token: LinkToken,
+    /// Deprecated by Plaid in favour of `public_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_token: Option<PublicToken>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_tokens: Option<Vec<PublicToken>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub environment: Environment,
+}
+
+open_enum! {
+    /// `status` of SESSION_FINISHED: always `SUCCESS` or `EXITED` per the spec.
+    pub enum LinkSessionStatus {
+        Success => "SUCCESS",
+        Exited => "EXITED",
+    }
+}
+
+/// LINK ITEM_ADD_RESULT (`ItemAddResultWebhook`): an Item was added in a Hosted Link session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemAddResultWebhook {
+    pub webhook_type: WebhookType,
+    pub webhook_code: WebhookCode,
+    pub link_session_id: String,
+    pub link_token: LinkToken,
+    pub public_token: PublicToken,
+    pub environment: Environment,
+}
+
+/// LINK EVENTS (`LinkEventsWebhook`): the events of a Link session. The spec requires only
+/// `webhook_type` and gives no `environment`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkEventsWebhook {
+    pub webhook_type: WebhookType,
+    pub webhook_code: WebhookCode,
+    #[serde(default)]
+    pub events: Vec<LinkEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_token: Option<LinkToken>,
+}
+
 /// A parsed webhook body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Webhook {
@@ -158,6 +210,9 @@ pub enum Webhook {
     WebhookUpdateAcknowledged(WebhookUpdateAcknowledgedWebhook),
     /// LOGIN_REPAIRED, USER_PERMISSION_REVOKED, NEW_ACCOUNTS_AVAILABLE.
     ItemNotice(ItemNoticeWebhook),
+    LinkSessionFinished(LinkSessionFinishedWebhook),
+    ItemAddResult(ItemAddResultWebhook),
+    LinkEvents(LinkEventsWebhook),
     /// A type/code this version does not model; the header is still parsed.
     Other(WebhookHeader, serde_json::Value),
 }
@@ -199,6 +254,11 @@ impl Webhook {
             (T::Item, C::LoginRepaired | C::UserPermissionRevoked | C::NewAccountsAvailable) => {
                 Self::ItemNotice(serde_json::from_value(value)?)
             }
+            (T::Link, C::SessionFinished) => {
+                Self::LinkSessionFinished(serde_json::from_value(value)?)
+            }
+            (T::Link, C::ItemAddResult) => Self::ItemAddResult(serde_json::from_value(value)?),
+            (T::Link, C::Events) => Self::LinkEvents(serde_json::from_value(value)?),
             _ => Self::Other(header, value),
         };
         Ok(parsed)
@@ -292,6 +352,28 @@ impl Webhook {
                 &w.environment,
                 w.error.as_ref(),
             ),
+            // LINK webhooks are about a Link session, not an Item.
+            Self::LinkSessionFinished(w) => WebhookHeader {
+                webhook_type: w.webhook_type.clone(),
+                webhook_code: w.webhook_code.clone(),
+                item_id: None,
+                environment: Some(w.environment.clone()),
+                error: None,
+            },
+            Self::ItemAddResult(w) => WebhookHeader {
+                webhook_type: w.webhook_type.clone(),
+                webhook_code: w.webhook_code.clone(),
+                item_id: None,
+                environment: Some(w.environment.clone()),
+                error: None,
+            },
+            Self::LinkEvents(w) => WebhookHeader {
+                webhook_type: w.webhook_type.clone(),
+                webhook_code: w.webhook_code.clone(),
+                item_id: None,
+                environment: None,
+                error: None,
+            },
             Self::Other(header, _) => header.clone(),
         }
     }
@@ -319,5 +401,30 @@ mod tests {
         let header = parsed.header();
         assert_eq!(header.webhook_type, WebhookType::Other("TRANSFER".into()));
         assert!(matches!(parsed, Webhook::Other(..)));
+    }
+
+    #[test]
+    fn link_webhooks_parse_typed() {
+        let body = br#"{"webhook_type":"LINK","webhook_code":"SESSION_FINISHED","status":"SUCCESS",
+            "link_session_id":"356dbb28","link_token":"link-sandbox-af1a","public_tokens":["public-sandbox-b0e2"],
+            "environment":"sandbox"}"#;
+        match Webhook::from_json(body).unwrap() {
+            Webhook::LinkSessionFinished(w) => {
+                assert_eq!(w.status, LinkSessionStatus::Success);
+                assert_eq!(w.public_tokens.unwrap().len(), 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let body = br#"{"webhook_type":"LINK","webhook_code":"ITEM_ADD_RESULT","link_session_id":"s",
+            "link_token":"link-sandbox-1","public_token":"public-sandbox-2","environment":"sandbox"}"#;
+        let parsed = Webhook::from_json(body).unwrap();
+        assert!(matches!(parsed, Webhook::ItemAddResult(_)));
+        assert_eq!(parsed.header().item_id, None);
+        let body = br#"{"webhook_type":"LINK","webhook_code":"EVENTS","link_session_id":"s","link_token":"t",
+            "events":[{"event_name":"OPEN","timestamp":"2024-01-01T00:00:00Z","event_id":"e","event_metadata":{}}]}"#;
+        match Webhook::from_json(body).unwrap() {
+            Webhook::LinkEvents(w) => assert_eq!(w.events[0].event_name, "OPEN"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

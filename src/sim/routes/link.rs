@@ -78,6 +78,7 @@ pub fn link_token_create(
         link_token: LinkToken::new(link_token),
         expiration: expires_at.with_timezone(&Utc),
         request_id: request_id.to_owned(),
+        hosted_link_url: None,
     })
 }
 
