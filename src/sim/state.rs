@@ -136,6 +136,11 @@ pub struct LinkTokenRecord {
     pub sessions: Vec<LinkSessionRecord>,
 }
 
+/// Plaid keeps a token's session data "for up to six hours after the session has ended"; the
+/// simulator keeps a link token (and its sessions, for `/link/token/get`) six hours past its
+/// expiry, in memory and in the state file.
+pub const LINK_TOKEN_KEPT_AFTER_EXPIRY: Duration = Duration::hours(6);
+
 /// A Hosted Link URL: `{base_url}/hl/{url_id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostedLinkRecord {

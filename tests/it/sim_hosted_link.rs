@@ -556,3 +556,56 @@ async fn link_token_create_and_get_refuse_what_plaid_refuses() {
     }
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_finished_hosted_link_session_survives_a_restart_on_the_state_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "plaidhook-sim-hosted-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let persistence = || {
+        Some(plaidhook::sim::Persistence {
+            path: dir.join("state.json"),
+            fresh: false,
+        })
+    };
+    let start_on_file = || async {
+        plaidhook::sim::Simulator::start_with(
+            test_config(),
+            "127.0.0.1:0".parse().unwrap(),
+            persistence(),
+        )
+        .await
+        .expect("the simulator starts")
+    };
+    let handle = start_on_file().await;
+    let plaid = Plaid::new(&handle);
+    let created = hosted_token(
+        &plaid,
+        json!({"products": ["transactions"], "hosted_link": {}}),
+    )
+    .await;
+    let url = created["hosted_link_url"].as_str().unwrap().to_owned();
+    let path = url.strip_prefix(&handle.base_url()).unwrap().to_owned();
+    let (status, _, _) = log_in(&url, "user_good", "pass_good").await;
+    assert_eq!(status, 200);
+    handle.shutdown().await;
+
+    let handle = start_on_file().await;
+    let plaid = Plaid::new(&handle);
+    let mut spec = load_spec();
+    let got = link_token_get(&plaid, &mut spec, &created["link_token"]).await;
+    let public_token = &got["link_sessions"][0]["results"]["item_add_results"][0]["public_token"];
+    let (status, exchanged) = plaid
+        .call(
+            "/item/public_token/exchange",
+            json!({"public_token": public_token}),
+        )
+        .await;
+    assert_eq!(status, 200, "{exchanged}");
+    let (status, page) = get_page(&format!("{}{path}", handle.base_url())).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"done\""), "{page}");
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,6 +12,7 @@ use crate::sim::errors;
 use crate::sim::ids::{plaid_id, token};
 use crate::sim::state::{
     HostedLinkRecord, LinkSessionRecord, LinkTokenRecord, SessionOutcome, SimState,
+    LINK_TOKEN_KEPT_AFTER_EXPIRY,
 };
 use chrono::{Duration, Utc};
 
@@ -23,10 +24,6 @@ const COUNTRY_CODES: &[&str] = &[
 
 /// `hosted_link.url_lifetime_seconds` "cannot be longer than 21 days".
 const MAX_URL_LIFETIME_SECS: u64 = 21 * 24 * 3600;
-
-/// Plaid keeps a token's session data "for up to six hours after the session has ended"; the
-/// simulator forgets a link token six hours after it expires.
-const KEEP_AFTER_EXPIRY: Duration = Duration::hours(6);
 
 pub fn link_token_create(
     state: &mut SimState,
@@ -127,7 +124,7 @@ pub fn link_token_create(
     let now = Utc::now();
     state
         .link_tokens
-        .retain(|_, record| record.expires_at + KEEP_AFTER_EXPIRY > now);
+        .retain(|_, record| record.expires_at + LINK_TOKEN_KEPT_AFTER_EXPIRY > now);
     let expires_at = now + lifetime;
     let link_token = token(&mut rand::rngs::OsRng, "link", &state.config.environment);
     let hosted_link = req.hosted_link.as_ref().map(|hosted| HostedLinkRecord {
