@@ -3,11 +3,17 @@
 //! built here are exactly the bytes signed and delivered.
 
 use crate::plaid::webhooks::{
+    ItemAddResultWebhook, LinkEventsWebhook, LinkSessionFinishedWebhook, LinkSessionStatus,
+};
+use crate::plaid::webhooks::{
     ItemErrorWebhook, ItemNoticeWebhook, PendingDisconnectWebhook, PendingExpirationWebhook,
     RecurringTransactionsUpdateWebhook, SyncUpdatesAvailableWebhook, TransactionsRemovedWebhook,
     TransactionsUpdateWebhook, UserAccountRevokedWebhook, WebhookUpdateAcknowledgedWebhook,
 };
-use crate::plaid::{Environment, ItemId, PlaidError, TransactionId, WebhookCode, WebhookType};
+use crate::plaid::{
+    Environment, ItemId, LinkEvent, LinkToken, PlaidError, PublicToken, TransactionId, WebhookCode,
+    WebhookType,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -184,4 +190,54 @@ pub fn generic(ctx: &Context, webhook_type: &str, code: &str, extra: serde_json:
         body.extend(extra);
     }
     bytes(&body)
+}
+
+/// LINK ITEM_ADD_RESULT: exactly the spec's fields (`ItemAddResultWebhook`).
+pub fn item_add_result(
+    environment: &str,
+    link_session_id: &str,
+    link_token: &str,
+    public_token: &str,
+) -> Vec<u8> {
+    bytes(&ItemAddResultWebhook {
+        webhook_type: WebhookType::Link,
+        webhook_code: WebhookCode::ItemAddResult,
+        link_session_id: link_session_id.to_owned(),
+        link_token: LinkToken::new(link_token),
+        public_token: PublicToken::new(public_token),
+        environment: Environment::from(environment),
+    })
+}
+
+/// LINK SESSION_FINISHED with `public_tokens` when the session produced any (and the
+/// deprecated `public_token` beside it, as Plaid still sends both).
+pub fn session_finished(
+    environment: &str,
+    status: LinkSessionStatus,
+    link_session_id: &str,
+    link_token: &str,
+    public_token: Option<&str>,
+) -> Vec<u8> {
+    bytes(&LinkSessionFinishedWebhook {
+        webhook_type: WebhookType::Link,
+        webhook_code: WebhookCode::SessionFinished,
+        status,
+        link_session_id: link_session_id.to_owned(),
+        link_token: LinkToken::new(link_token),
+        public_token: public_token.map(PublicToken::new),
+        public_tokens: public_token.map(|token| vec![PublicToken::new(token)]),
+        user_id: None,
+        environment: Environment::from(environment),
+    })
+}
+
+/// LINK EVENTS: the session's events so far (the spec gives this webhook no `environment`).
+pub fn link_events(link_session_id: &str, link_token: &str, events: &[LinkEvent]) -> Vec<u8> {
+    bytes(&LinkEventsWebhook {
+        webhook_type: WebhookType::Link,
+        webhook_code: WebhookCode::Events,
+        events: events.to_vec(),
+        link_session_id: Some(link_session_id.to_owned()),
+        link_token: Some(LinkToken::new(link_token)),
+    })
 }

@@ -18,6 +18,9 @@ pub struct SimConfig {
     pub secret: String,
     /// `sandbox` or `production`: the `environment` of webhooks and the prefix of tokens.
     pub environment: String,
+    /// The base URL browsers reach this simulator at, for the Hosted Link URLs it hands out
+    /// (behind a proxy or in a container); `None` = its own address.
+    pub public_url: Option<String>,
     /// Transactions in a new Item's history (tens of thousands are fine).
     pub transactions_per_item: usize,
     /// Days of history when the link token or sandbox request does not say (Plaid: 90).
@@ -72,6 +75,7 @@ impl Default for SimConfig {
             client_id: "plaidhook-sim-client".to_owned(),
             secret: "plaidhook-sim-secret".to_owned(),
             environment: "sandbox".to_owned(),
+            public_url: None,
             transactions_per_item: 500,
             default_days_requested: 90,
             today: None,

@@ -101,9 +101,15 @@ async fn index() -> Response {
         },
         "link_an_item": [
             "create a Link token: plaidhook's POST /api/v1/link/token, or Plaid's POST /link/token/create here",
-            "finish Link as the user: POST /sim/link/complete {\"link_token\": \"link-...\"} -> public_token (or Plaid's POST /sandbox/public_token/create)",
+            "finish Link as the user: POST /sim/link/complete {\"link_token\": \"link-...\"} -> public_token (or Plaid's POST /sandbox/public_token/create, or Hosted Link: open the token's hosted_link_url)",
             "exchange the public token through plaidhook: POST /api/v1/link/exchange {\"public_token\", \"client_user_id\"}",
         ],
+        "hosted_link": {
+            "what": "Plaid's Hosted Link: /link/token/create with a hosted_link object returns hosted_link_url, a page this server serves (Plaid serves it from its own host)",
+            "page": "GET /hl/{id}: the institution and a login form (inputs username, password; button #submit; #exit to leave)",
+            "credentials": "user_good / pass_good; anything else is INVALID_CREDENTIALS and the form again",
+            "outcome": "a new Item (or update mode's repair, no LOGIN_REPAIRED), then a 303 to completion_redirect_uri or a done page; LINK webhooks ITEM_ADD_RESULT (new Items), EVENTS, SESSION_FINISHED to the token's webhook; /link/token/get reports the session",
+        },
         "control_api": routes,
     }))
     .into_response()

@@ -176,3 +176,24 @@ pub fn sandbox_webhook_invalid() -> PlaidError {
         "the webhook for this item is either not set or not valid",
     )
 }
+
+/// INVALID_LINK_TOKEN: a link token that is malformed, unknown or expired. The messages are
+/// the simulator's (Plaid documents the code and its causes, not the wording), shaped like its
+/// access and public token messages.
+pub fn invalid_link_token(message: &str) -> PlaidError {
+    error(
+        ErrorType::InvalidInput,
+        ErrorCode::InvalidLinkToken,
+        message,
+    )
+}
+
+/// INVALID_CREDENTIALS, as Link shows it for a wrong username or password.
+pub fn invalid_credentials() -> PlaidError {
+    error(
+        ErrorType::ItemError,
+        ErrorCode::InvalidCredentials,
+        "the provided credentials were not correct",
+    )
+    .with_display_message("The provided credentials were not correct. Please try again.")
+}

@@ -1,12 +1,13 @@
 //! The Plaid simulator (`plaidhook sim`): a local server that behaves like Plaid for every
 //! endpoint and webhook plaidhook uses, for development, tests, demos and load tests.
 //!
-//! - Plaid's API (`routes`): the 13 endpoints of the spec, with Plaid's validation and errors.
+//! - Plaid's API (`routes`): the 14 endpoints of the spec, with Plaid's validation and errors.
 //! - Data (`data`, `sync`, `lifecycle`): deterministic, seeded bank histories that keep
 //!   changing, paged by `/transactions/sync` with opaque cursors exactly as Plaid documents,
 //!   and made available as Plaid does: nothing, the last 30 days, then the whole history.
 //! - Webhooks (`keys`, `bodies`, `webhooks`): signed ES256 JWTs as Plaid signs them, delivered
 //!   and redelivered with Plaid's backoff.
+//! - Hosted Link (`hosted`): the page a Hosted Link URL opens, with its LINK webhooks.
 //! - Control (`control`): `/sim/…` endpoints for faults and ground truth, and `GET /`, an
 //!   index of them.
 //! - State (`persist`): with a state file, Items, tokens and keys survive a restart.
@@ -24,6 +25,7 @@ pub mod config;
 mod control;
 pub mod data;
 mod errors;
+mod hosted;
 mod ids;
 pub mod keys;
 mod lifecycle;
@@ -330,6 +332,7 @@ impl Simulator {
         };
         let addr = listener.local_addr()?;
         let mut state = SimState::new(config);
+        state.base_url = reachable_base_url(state.config.public_url.as_deref(), addr);
         let (lifecycle, lifecycle_rx) = mpsc::unbounded_channel();
         let state_file = match &persistence {
             None => None,
@@ -380,6 +383,7 @@ impl Simulator {
         ));
         let app = routes::plaid_router()
             .merge(control::control_router())
+            .merge(hosted::hosted_router())
             .with_state(sim.clone());
         let shutdown = cancel.clone();
         tracker.spawn(async move {
@@ -434,6 +438,23 @@ impl SimHandle {
             file.save(&self.sim).await;
         }
     }
+}
+
+/// The base URL of the pages the simulator hands out (Hosted Link): `sim.public_url` when set,
+/// else the bound address, with loopback for an all-interfaces bind (a browser cannot open
+/// `0.0.0.0`).
+fn reachable_base_url(public_url: Option<&str>, addr: SocketAddr) -> String {
+    if let Some(url) = public_url.filter(|url| !url.is_empty()) {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }
 
 /// Serve until ctrl-c or SIGTERM (`plaidhook sim`).

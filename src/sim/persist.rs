@@ -228,7 +228,7 @@ fn serialize(state: &SimState) -> Vec<u8> {
         link_tokens: state
             .link_tokens
             .iter()
-            .filter(|(_, t)| t.expires_at > now)
+            .filter(|(_, t)| t.expires_at + super::state::LINK_TOKEN_KEPT_AFTER_EXPIRY > now)
             .collect(),
         keys: &state.keys,
     };

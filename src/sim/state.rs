@@ -114,6 +114,65 @@ pub struct LinkTokenRecord {
     pub days_requested: u32,
     /// Update mode: the Item being repaired.
     pub update_item: Option<String>,
+    // What `/link/token/get` reports back (state files from before it have none of these).
+    #[serde(default = "Utc::now")]
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub client_name: String,
+    #[serde(default)]
+    pub language: String,
+    #[serde(default)]
+    pub country_codes: Vec<String>,
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    /// The institution Link opens at (`institution_id` of the request).
+    #[serde(default)]
+    pub institution_id: Option<String>,
+    /// Present when the token was created with `hosted_link`.
+    #[serde(default)]
+    pub hosted_link: Option<HostedLinkRecord>,
+    /// Link sessions run with this token (Hosted Link), oldest first.
+    #[serde(default)]
+    pub sessions: Vec<LinkSessionRecord>,
+}
+
+/// Plaid keeps a token's session data "for up to six hours after the session has ended"; the
+/// simulator keeps a link token (and its sessions, for `/link/token/get`) six hours past its
+/// expiry, in memory and in the state file.
+pub const LINK_TOKEN_KEPT_AFTER_EXPIRY: Duration = Duration::hours(6);
+
+/// A Hosted Link URL: `{base_url}/hl/{url_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostedLinkRecord {
+    pub url_id: String,
+    pub completion_redirect_uri: Option<String>,
+}
+
+/// One Link session of a Hosted Link URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkSessionRecord {
+    pub link_session_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub events: Vec<crate::plaid::LinkEvent>,
+    /// The last error the user met (a wrong password), reported in `exit.error` on exit.
+    pub last_error: Option<PlaidError>,
+    pub outcome: Option<SessionOutcome>,
+}
+
+/// How a finished session ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionOutcome {
+    /// A new Item, with the public token Link handed over for it.
+    ItemAdded {
+        item_id: String,
+        public_token: String,
+    },
+    /// Update mode: the Item's login was repaired.
+    Updated { item_id: String },
+    /// The user left without finishing.
+    Exited,
 }
 
 /// An error the control API queued for upcoming requests.
@@ -163,6 +222,8 @@ pub struct SimState {
     pub outbox: Vec<OutgoingWebhook>,
     /// Lifecycle steps to schedule, handed to the lifecycle task after each operation.
     pub timers: Vec<Timer>,
+    /// Where this simulator is reached (`http://host:port`), for the Hosted Link URLs it hands out.
+    pub base_url: String,
 }
 
 impl SimState {
@@ -182,6 +243,7 @@ impl SimState {
             faults: Vec::new(),
             outbox: Vec::new(),
             timers: Vec::new(),
+            base_url: String::new(),
         }
     }
 
@@ -404,6 +466,17 @@ impl SimState {
             body: Arc::new(body),
         });
         true
+    }
+
+    /// Queue a webhook that is about no Item (the LINK webhooks) for `url`.
+    pub fn emit_to(&mut self, url: &str, kind: (&str, &str), body: Vec<u8>) {
+        self.outbox.push(OutgoingWebhook {
+            url: url.to_owned(),
+            item_id: None,
+            webhook_type: kind.0.to_owned(),
+            webhook_code: kind.1.to_owned(),
+            body: Arc::new(body),
+        });
     }
 
     /// After the Item's data changed since log position `since`, what Plaid sends once the

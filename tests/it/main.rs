@@ -22,6 +22,7 @@ mod outages;
 mod retention;
 mod routing;
 mod sim_api;
+mod sim_hosted_link;
 mod sim_lifecycle;
 mod sim_plaid_python;
 mod sim_restart;

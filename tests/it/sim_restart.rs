@@ -380,7 +380,7 @@ async fn get_slash_on_the_simulator_lists_its_routes_and_how_to_link_an_item() {
     }
     // So is every Plaid endpoint listed (credentials missing: Plaid's 400, not a 404).
     let endpoints = index["plaid_api"]["endpoints"].as_array().unwrap();
-    assert_eq!(endpoints.len(), 13);
+    assert_eq!(endpoints.len(), 14);
     for endpoint in endpoints {
         let (status, body) = Plaid::new(&handle)
             .raw(endpoint.as_str().unwrap(), &json!({}))

@@ -31,6 +31,7 @@ macro_rules! routes {
 /// below (the `sim_restart` suite checks that each is served).
 pub const ENDPOINTS: &[&str] = &[
     "/link/token/create",
+    "/link/token/get",
     "/item/public_token/exchange",
     "/item/get",
     "/item/remove",
@@ -59,6 +60,7 @@ pub fn plaid_router() -> Router<Sim> {
                 "transactions", "cashflow_report", "cra_enabled", "identity", "financekit_supported",
                 "enable_multi_item_link", "user_token"],
             required: ["client_name", "language", "country_codes"];
+        "/link/token/get" => link::link_token_get, fields: ["link_token"], required: ["link_token"];
         "/item/public_token/exchange" => link::public_token_exchange,
             fields: ["public_token"], required: ["public_token"];
         "/item/get" => items::item_get, fields: ["access_token"], required: ["access_token"];
