@@ -201,7 +201,6 @@ pub fn link_token_get(
         },
         user_id: None,
         request_id: request_id.to_owned(),
-        hosted_link_url: None,
     })
 }
 
