@@ -412,15 +412,18 @@ async fn a_user_repairs_the_login_in_a_real_browser_from_the_alerts_link() {
         "Plaid's INVALID_CREDENTIALS message: {page}"
     );
     assert_eq!(h.item(item_id).await["status"], "login_required");
+    let artefacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    browser
+        .screenshot(&artefacts.join("hosted-link-wrong-password.png"))
+        .await;
 
     let repaired_at = chrono::Utc::now();
     browser.type_into("#username", "user_good").await;
     browser.type_into("#password", "pass_good").await;
     browser.click("#submit").await;
     assert_eq!(browser.url().await, completion, "sent back to the app");
-    let artefacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     browser
-        .screenshot(&artefacts.join("hosted-link-repair.png"))
+        .screenshot(&artefacts.join("hosted-link-repaired.png"))
         .await;
     browser.close().await;
 
