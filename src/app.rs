@@ -23,7 +23,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alerts::links::HostedLinks;
 use crate::alerts::notifier::Notifier;
 use crate::api::ApiContext;
 use crate::broker::{Broker, Publisher, Topology};
@@ -38,6 +37,7 @@ use crate::items::Reconciler;
 use crate::messages::SyncRequester;
 use crate::outbox::OutboxRelay;
 use crate::plaid::client::PlaidClient;
+use crate::repair::HostedLinks;
 use crate::retention::Retention;
 use crate::scheduler::Scheduler;
 use crate::sim::{AddressInUse, Sim, SimHandle, Simulator};

@@ -13,6 +13,8 @@
 //! - [`items`]: Item rows and health: statuses, transitions, history, reconciliation with
 //!   `/item/get`.
 //! - [`alerts`]: alerts for Items needing attention, and their delivery to an alert webhook.
+//! - [`repair`]: Hosted Link repair URLs for the alerts that need the user, renewals,
+//!   reminders and escalation.
 //! - [`api`]: the management API (bearer auth, OpenAPI); [`scheduler`]: the safety net;
 //!   [`retention`]: old rows of the tables that grow with traffic, deleted.
 //! - [`outbox`]: events written with the change they describe, relayed to `plaid.events`.
@@ -39,6 +41,7 @@ pub mod items;
 pub mod messages;
 pub mod outbox;
 pub mod plaid;
+pub mod repair;
 pub mod retention;
 pub mod scheduler;
 pub mod sim;

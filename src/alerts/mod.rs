@@ -9,16 +9,13 @@
 //! delivery never disagree.
 //!
 //! An alert that needs the user (login required, consent expiring, institution disconnecting)
-//! is announced only once its Hosted Link repair URL is ready ([`links`]), so `alert.raised` and
-//! the first delivery already carry it; the others are announced at once.
+//! is announced only once its Hosted Link repair URL is ready (`crate::repair`), so
+//! `alert.raised` and the first delivery already carry it; the others are announced at once.
 //!
 //! - `message`: the words: which Item, which user, why, since when, how to repair.
-//! - `links`: Hosted Link repair URLs, the announcement of alerts that wait for one, renewals,
-//!   reminders and escalation.
 //! - `notifier`: delivery to the optional alert webhook, retried with backoff.
 //! - `signing`: Standard Webhooks signatures on those deliveries.
 
-pub mod links;
 pub mod message;
 pub mod notifier;
 pub mod signing;
@@ -83,7 +80,7 @@ impl AlertCause {
 
 /// Opens an alert for `cause` unless one is already open. Returns the new alert's id, or `None`
 /// when an open one existed (nothing else is written then). An alert that needs the user is
-/// announced later, by [`links`], once its repair link is ready; any other is announced here.
+/// announced later, by `crate::repair`, once its repair link is ready; any other is announced here.
 pub async fn raise(
     tx: &mut Transaction<'_, Postgres>,
     item_id: Uuid,

@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use super::{
     optional_body, parse_item_id, plaid_failure, require_text, ApiContext, ApiJson, ApiState,
 };
-use crate::alerts::links::HostedLinkError;
 use crate::error::ApiError;
 use crate::items::reconcile::ReconcileError;
 use crate::items::rows::{LinkError, Linked, LinkedItem};
@@ -34,6 +33,7 @@ use crate::plaid::{
     LinkTokenCreateRequest, LinkTokenCreateResponse, LinkTokenTransactions, LinkTokenUpdate,
     LinkTokenUser, Product, PublicToken,
 };
+use crate::repair::HostedLinkError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -21,7 +21,7 @@ pub mod link;
 pub mod openapi;
 pub mod spool;
 
-use crate::alerts::links::HostedLinks;
+use crate::repair::HostedLinks;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
