@@ -406,10 +406,18 @@ async fn a_user_repairs_the_login_in_a_real_browser_from_the_alerts_link() {
     browser.type_into("#username", "user_good").await;
     browser.type_into("#password", "wrong-password").await;
     browser.click("#submit").await;
-    let page = browser.text().await;
+    // The click returns once the form is submitted; the next page may still be loading.
+    let refused = testkit::eventually(WITHIN, || async {
+        browser
+            .text()
+            .await
+            .contains("credentials were not correct")
+    })
+    .await;
     assert!(
-        page.contains("credentials were not correct"),
-        "Plaid's INVALID_CREDENTIALS message: {page}"
+        refused,
+        "Plaid's INVALID_CREDENTIALS message: {}",
+        browser.text().await
     );
     assert_eq!(h.item(item_id).await["status"], "login_required");
     let artefacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
@@ -421,7 +429,8 @@ async fn a_user_repairs_the_login_in_a_real_browser_from_the_alerts_link() {
     browser.type_into("#username", "user_good").await;
     browser.type_into("#password", "pass_good").await;
     browser.click("#submit").await;
-    assert_eq!(browser.url().await, completion, "sent back to the app");
+    let back = testkit::eventually(WITHIN, || async { browser.url().await == completion }).await;
+    assert!(back, "sent back to the app, not {}", browser.url().await);
     browser
         .screenshot(&artefacts.join("hosted-link-repaired.png"))
         .await;

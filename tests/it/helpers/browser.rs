@@ -90,18 +90,30 @@ impl Browser {
         }
     }
 
-    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// A WebDriver command; `Err` carries the driver's error (e.g. a page still loading).
+    async fn try_command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut request = self.http.request(method, url);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response: Value = request.send().await.unwrap().json().await.unwrap();
-        assert!(
-            response["value"]["error"].is_null(),
-            "WebDriver {path}: {response}"
-        );
-        response["value"].clone()
+        if response["value"]["error"].is_null() {
+            Ok(response["value"].clone())
+        } else {
+            Err(response)
+        }
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_command(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("WebDriver {path}: {error}"))
     }
 
     pub async fn open(&self, url: &str) {
@@ -109,10 +121,12 @@ impl Browser {
             .await;
     }
 
-    /// The current page's address.
+    /// The current page's address; empty while a navigation is under way.
     pub async fn url(&self) -> String {
-        let url = self.command(reqwest::Method::GET, "/url", None).await;
-        url.as_str().unwrap().to_owned()
+        let url = self.try_command(reqwest::Method::GET, "/url", None).await;
+        url.ok()
+            .and_then(|url| url.as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     async fn element(&self, css: &str) -> String {
@@ -157,13 +171,27 @@ impl Browser {
         .await;
     }
 
-    /// The visible text of the page.
+    /// The visible text of the page; empty while a page is loading.
     pub async fn text(&self) -> String {
-        let body = self.element("body").await;
-        let text = self
-            .command(reqwest::Method::GET, &format!("/element/{body}/text"), None)
+        let found = self
+            .try_command(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": "body"})),
+            )
             .await;
-        text.as_str().unwrap_or_default().to_owned()
+        let Some(body) = found.ok().and_then(|found| {
+            let reference = found.as_object()?.values().next()?.as_str()?.to_owned();
+            Some(reference)
+        }) else {
+            return String::new();
+        };
+        let text = self
+            .try_command(reqwest::Method::GET, &format!("/element/{body}/text"), None)
+            .await;
+        text.ok()
+            .and_then(|text| text.as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// A PNG of the window, saved at `path`.
