@@ -134,21 +134,13 @@ pub fn mutation_during_pagination() -> PlaidError {
     )
 }
 
-pub fn sync_limit(per_item: bool) -> PlaidError {
-    let scope = if per_item { "this item" } else { "this client" };
+/// RATE_LIMIT_EXCEEDED with `code`. Plaid's page of these errors gives the same message for
+/// every code, per-client limits included.
+pub fn rate_limit(code: ErrorCode) -> PlaidError {
     error(
         ErrorType::RateLimitExceeded,
-        ErrorCode::TransactionsSyncLimit,
-        format!("rate limit exceeded for attempts to access {scope}. please try again later"),
-    )
-}
-
-pub fn balance_limit(per_item: bool) -> PlaidError {
-    let scope = if per_item { "this item" } else { "this client" };
-    error(
-        ErrorType::RateLimitExceeded,
-        ErrorCode::AccountsBalanceGetLimit,
-        format!("rate limit exceeded for attempts to access {scope}. please try again later"),
+        code,
+        "rate limit exceeded for attempts to access this item. please try again later",
     )
 }
 

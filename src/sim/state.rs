@@ -185,6 +185,17 @@ impl SimState {
         }
     }
 
+    /// Count a call of `endpoint` on `item_id` against Plaid's limits for it (the configured
+    /// profile's, with overrides); past them, Plaid's RATE_LIMIT_EXCEEDED error (HTTP 429).
+    pub fn rate_limit(&mut self, endpoint: &str, item_id: &str) -> Result<(), PlaidError> {
+        let Some(limit) = self.config.rate_limit(endpoint) else {
+            return Ok(());
+        };
+        self.limiter
+            .check(endpoint, item_id, limit.per_item, limit.per_client)
+            .map_err(|limited| errors::rate_limit(super::limits::error_code(endpoint, limited)))
+    }
+
     fn today(&self) -> NaiveDate {
         self.config.today.unwrap_or_else(|| Utc::now().date_naive())
     }

@@ -23,6 +23,7 @@ mod routing;
 mod sim_api;
 mod sim_lifecycle;
 mod sim_plaid_python;
+mod sim_requests;
 mod sim_restart;
 mod sim_schemas;
 mod sim_sync;

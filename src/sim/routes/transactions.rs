@@ -6,7 +6,6 @@ use crate::plaid::{
     WebhookVerificationKeyGetResponse,
 };
 use crate::sim::errors;
-use crate::sim::limits::Limited;
 use crate::sim::render;
 use crate::sim::state::{Phase, SimState};
 use crate::sim::sync::{self, ChangeKind, SyncCursor, SyncRefusal};
@@ -51,14 +50,7 @@ fn sync_response(
         .healthy_item_by_token(req.access_token.expose_secret())?
         .item_id
         .clone();
-    let (per_item, per_client) = (
-        state.config.sync_limit_per_item_per_minute,
-        state.config.sync_limit_per_client_per_minute,
-    );
-    state
-        .limiter
-        .check("/transactions/sync", &item_id, per_item, per_client)
-        .map_err(|limited| errors::sync_limit(limited == Limited::PerItem))?;
+    state.rate_limit("/transactions/sync", &item_id)?;
 
     let item = state
         .items
@@ -136,8 +128,15 @@ pub fn transactions_refresh(
     req: AccessTokenRequest,
     request_id: &str,
 ) -> Result<RequestIdResponse, PlaidError> {
-    let item = state.healthy_item_by_token(req.access_token.expose_secret())?;
-    let item_id = item.item_id.clone();
+    let item_id = state
+        .healthy_item_by_token(req.access_token.expose_secret())?
+        .item_id
+        .clone();
+    state.rate_limit("/transactions/refresh", &item_id)?;
+    let item = state
+        .items
+        .get_mut(&item_id)
+        .ok_or_else(errors::item_not_found)?;
     let since = item.data.version();
     item.data.add_one();
     state.data_changed(&item_id, since);
