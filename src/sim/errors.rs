@@ -14,14 +14,6 @@ pub fn invalid_body() -> PlaidError {
     )
 }
 
-pub fn invalid_headers(message: &str) -> PlaidError {
-    error(
-        ErrorType::InvalidRequest,
-        ErrorCode::InvalidHeaders,
-        message,
-    )
-}
-
 pub fn missing_fields(fields: &[&str]) -> PlaidError {
     error(
         ErrorType::InvalidRequest,

@@ -34,6 +34,7 @@ mod request;
 mod routes;
 pub mod state;
 pub mod sync;
+mod validate;
 pub mod webhooks;
 
 pub use config::SimConfig;

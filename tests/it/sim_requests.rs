@@ -132,3 +132,174 @@ async fn the_profile_is_production_by_default_and_selectable_at_run_time() {
     );
     handle.shutdown().await;
 }
+
+fn assert_invalid_request(status: u16, body: &Value, code: &str) {
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_type"], "INVALID_REQUEST", "{body}");
+    assert_eq!(body["error_code"], code, "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn unknown_fields_inside_an_endpoints_objects_are_refused_by_their_dotted_path() {
+    // https://plaid.com/docs/errors/invalid-request/#unknown_fields: "the following fields are
+    // not recognized by this endpoint: {fields}". TransactionsSyncRequestOptions has no
+    // `count`; AccountsGetRequestOptions has no `min_last_updated_datetime` (balance's has).
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (_, token) = plaid.link_item(None).await;
+    let (status, body) = plaid
+        .call(
+            "/transactions/sync",
+            json!({"access_token": token, "options": {"count": 5}}),
+        )
+        .await;
+    assert_invalid_request(status, &body, "UNKNOWN_FIELDS");
+    assert_eq!(
+        body["error_message"],
+        "the following fields are not recognized by this endpoint: options.count"
+    );
+    let since = json!({"account_ids": [], "min_last_updated_datetime": "2026-03-01T00:00:00Z"});
+    let (status, body) = plaid
+        .call(
+            "/accounts/get",
+            json!({"access_token": token, "options": since}),
+        )
+        .await;
+    assert_invalid_request(status, &body, "UNKNOWN_FIELDS");
+    assert_eq!(
+        body["error_message"],
+        "the following fields are not recognized by this endpoint: options.min_last_updated_datetime"
+    );
+    let (status, body) = plaid
+        .call(
+            "/accounts/balance/get",
+            json!({"access_token": token, "options": {"min_last_updated_datetime": "2026-03-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Two levels down, in the sandbox's options.
+    let (status, body) = plaid
+        .call(
+            "/sandbox/public_token/create",
+            json!({"institution_id": "ins_109508", "initial_products": ["transactions"],
+                   "options": {"transactions": {"days_requested": 30, "count": 1}}}),
+        )
+        .await;
+    assert_invalid_request(status, &body, "UNKNOWN_FIELDS");
+    assert_eq!(
+        body["error_message"],
+        "the following fields are not recognized by this endpoint: options.transactions.count"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_options_object_given_as_null_is_a_wrong_type_unless_the_spec_makes_it_nullable() {
+    // https://plaid.com/docs/errors/invalid-request/#invalid_field: a field that "used a wrong
+    // type". The spec's TransactionsSyncRequest.options is an object, not nullable;
+    // SandboxPublicTokenCreateRequestOptions.transactions is `nullable: true`.
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (_, token) = plaid.link_item(None).await;
+    for options in [json!(null), json!("all"), json!([])] {
+        let (status, body) = plaid
+            .call(
+                "/transactions/sync",
+                json!({"access_token": token, "options": options}),
+            )
+            .await;
+        assert_invalid_request(status, &body, "INVALID_FIELD");
+        assert_eq!(body["error_message"], "options must be an object");
+    }
+    let (status, body) = plaid
+        .call(
+            "/sandbox/public_token/create",
+            json!({"institution_id": "ins_109508", "initial_products": ["transactions"],
+                   "options": {"transactions": null}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_of_another_content_type_is_invalid_body() {
+    // https://plaid.com/docs/errors/invalid-request/#invalid_body: a cause is "the request
+    // content-type was not of type application/json"; message "body could not be parsed as JSON".
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let body = json!({"client_id": plaid.client_id, "secret": plaid.secret, "key_id": "k"});
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let response = plaid
+            .http
+            .post(format!("{}/webhook_verification_key/get", plaid.base_url))
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap();
+        assert_invalid_request(status, &answer, "INVALID_BODY");
+        assert_eq!(answer["error_message"], "body could not be parsed as JSON");
+    }
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_empty_client_id_is_an_invalid_field_and_an_absent_one_a_missing_field() {
+    // https://plaid.com/docs/errors/invalid-request/: MISSING_FIELDS for a field not given,
+    // INVALID_FIELD for one "invalid, malformed"; an empty client_id is the second.
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (_, token) = plaid.link_item(None).await;
+    let (status, body) = plaid
+        .call("/item/get", json!({"client_id": "", "access_token": token}))
+        .await;
+    assert_invalid_request(status, &body, "INVALID_FIELD");
+    assert_eq!(
+        body["error_message"],
+        "client_id must be a non-empty string"
+    );
+    let (status, body) = plaid
+        .raw(
+            "/item/get",
+            &json!({"secret": plaid.secret, "access_token": token}),
+        )
+        .await;
+    assert_invalid_request(status, &body, "MISSING_FIELDS");
+    assert_eq!(
+        body["error_message"],
+        "the following required fields are missing: client_id"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn another_method_on_a_plaid_path_answers_plaids_not_found_body() {
+    // Every Plaid endpoint is a POST; https://plaid.com/docs/errors/invalid-request/#not_found
+    // is Plaid's answer for "the endpoint you requested does not exist" (HTTP 404). What Plaid
+    // answers a GET on a POST path is undocumented: the simulator gives the same body.
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let response = plaid
+            .http
+            .request(method.clone(), format!("{}/item/get", plaid.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{method}");
+        let body: Value = response.json().await.expect("a Plaid error body");
+        assert_eq!(body["error_type"], "INVALID_REQUEST", "{method}");
+        assert_eq!(body["error_code"], "NOT_FOUND");
+        assert_eq!(body["error_message"], "not found");
+        assert!(body["request_id"].is_string());
+    }
+    handle.shutdown().await;
+}
