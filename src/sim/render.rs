@@ -190,7 +190,12 @@ pub fn item(record: &super::state::ItemRecord) -> crate::plaid::Item {
         institution_name: Some(record.institution_name.clone()),
         webhook: record.webhook.clone(),
         auth_method: None,
-        error: record.error.clone().map(|e| e.with_status(400)),
+        // `status` "will only be returned in the response body when the error information is
+        // provided via a webhook" (spec, PlaidError.status): not in an API answer's item.error.
+        error: record.error.clone().map(|mut error| {
+            error.status = None;
+            crate::sim::errors::documented(error)
+        }),
         available_products: available,
         billed_products: record.products.clone(),
         products: record.products.clone(),

@@ -29,7 +29,9 @@ pub struct Endpoint {
 
 pub type Handler<Req, Resp> = fn(&mut SimState, Req, &str) -> Result<Resp, PlaidError>;
 
-pub fn error_response(mut error: PlaidError, request_id: &str) -> Response {
+pub fn error_response(error: PlaidError, request_id: &str) -> Response {
+    // Injected faults come without a documentation_url; Plaid's bodies always have one.
+    let mut error = errors::documented(error);
     error.request_id = Some(request_id.to_owned());
     let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     // The status travels in the HTTP status line, not in API error bodies.

@@ -303,3 +303,75 @@ async fn another_method_on_a_plaid_path_answers_plaids_not_found_body() {
     }
     handle.shutdown().await;
 }
+
+fn assert_documented(body: &Value, url: &str) {
+    assert_eq!(body["documentation_url"], url, "{body}");
+    let object = body.as_object().unwrap();
+    assert!(object.contains_key("suggested_action"), "{body}");
+    assert_eq!(body["suggested_action"], Value::Null, "{body}");
+}
+
+#[tokio::test]
+async fn every_error_body_carries_its_documentation_url_and_a_null_suggested_action() {
+    // The spec's PlaidError: `documentation_url` "the URL of a Plaid documentation page with
+    // more information about the error", `suggested_action` nullable. Plaid's pages put each
+    // code at https://plaid.com/docs/errors/<type page>/#<code in lower case>.
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (item_id, token) = plaid.link_item(None).await;
+    let (_, body) = plaid
+        .call("/item/get", json!({"access_token": token, "x": 1}))
+        .await;
+    assert_documented(
+        &body,
+        "https://plaid.com/docs/errors/invalid-request/#unknown_fields",
+    );
+    let (_, body) = plaid
+        .call(
+            "/item/get",
+            json!({"access_token": "access-sandbox-unknown"}),
+        )
+        .await;
+    assert_documented(
+        &body,
+        "https://plaid.com/docs/errors/invalid-input/#invalid_access_token",
+    );
+    let (_, body) = plaid.call("/nowhere", json!({})).await;
+    assert_documented(
+        &body,
+        "https://plaid.com/docs/errors/invalid-request/#not_found",
+    );
+    // An injected fault gets its URL too.
+    plaid
+        .control(
+            "/sim/faults",
+            json!({"error_type": "API_ERROR", "error_code": "INTERNAL_SERVER_ERROR", "endpoint": "/item/get"}),
+        )
+        .await;
+    let (status, body) = plaid
+        .call("/item/get", json!({"access_token": token}))
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert_documented(
+        &body,
+        "https://plaid.com/docs/errors/api/#internal_server_error",
+    );
+    // ITEM_LOGIN_REQUIRED, as an API answer and as item.error.
+    assert!(handle.sim().reset_login(&item_id));
+    let (status, body) = plaid
+        .call("/transactions/sync", json!({"access_token": token}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_documented(
+        &body,
+        "https://plaid.com/docs/errors/item/#item_login_required",
+    );
+    let (_, body) = plaid
+        .call("/item/get", json!({"access_token": token}))
+        .await;
+    assert_documented(
+        &body["item"]["error"],
+        "https://plaid.com/docs/errors/item/#item_login_required",
+    );
+    handle.shutdown().await;
+}
