@@ -375,3 +375,217 @@ async fn every_error_body_carries_its_documentation_url_and_a_null_suggested_act
     );
     handle.shutdown().await;
 }
+
+/// Pages of `/transactions/sync` from `cursor` with `options` until `has_more` is false:
+/// the last cursor and the ids of (added, modified, removed).
+async fn sync_stream(
+    plaid: &Plaid,
+    token: &str,
+    cursor: &str,
+    options: Value,
+) -> (String, Vec<Value>) {
+    let mut cursor = cursor.to_owned();
+    let mut pages = Vec::new();
+    loop {
+        let (status, page) = plaid
+            .call(
+                "/transactions/sync",
+                json!({"access_token": token, "cursor": cursor, "count": 100, "options": options}),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        cursor = page["next_cursor"].as_str().unwrap().to_owned();
+        let more = page["has_more"].as_bool().unwrap();
+        pages.push(page);
+        if !more {
+            return (cursor, pages);
+        }
+    }
+}
+
+fn ids(pages: &[Value], kind: &str) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|p| p[kind].as_array().unwrap().clone())
+        .map(|t| t["transaction_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn options_account_id_gives_each_account_its_own_stream_and_cursor() {
+    // Spec, TransactionsSyncRequestOptions.account_id: "the returned updates and cursor will
+    // only reflect the specified account's transactions", "a separate incremental update
+    // stream -- and therefore a separate cursor", "an error will be returned if a provided
+    // account_id is not associated with the Item" (Plaid's INVALID_ACCOUNT_ID, INVALID_INPUT).
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (item_id, token) = plaid.link_item(None).await;
+    let accounts: Vec<String> = handle
+        .sim()
+        .accounts(&item_id)
+        .unwrap()
+        .iter()
+        .map(|a| a.account_id.to_string())
+        .collect();
+    assert!(accounts.len() >= 2);
+    let (_, everything) = sync_stream(&plaid, &token, "", json!({})).await;
+    let mut all = ids(&everything, "added");
+    all.sort();
+
+    let mut union = Vec::new();
+    let mut cursors = Vec::new();
+    for account in &accounts {
+        let (cursor, pages) = sync_stream(&plaid, &token, "", json!({"account_id": account})).await;
+        for page in &pages {
+            for txn in page["added"].as_array().unwrap() {
+                assert_eq!(&txn["account_id"], account);
+            }
+        }
+        union.extend(ids(&pages, "added"));
+        cursors.push(cursor);
+    }
+    union.sort();
+    assert_eq!(union, all, "the accounts' streams make up the Item's");
+
+    // Later changes come on each account's own cursor, only its own.
+    handle.sim().advance(&item_id, 5).unwrap();
+    for (account, cursor) in accounts.iter().zip(&cursors) {
+        let (_, pages) = sync_stream(&plaid, &token, cursor, json!({"account_id": account})).await;
+        for page in &pages {
+            for txn in page["added"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(page["modified"].as_array().unwrap())
+            {
+                assert_eq!(&txn["account_id"], account);
+            }
+        }
+    }
+    // One account's cursor is not another's, nor the Item's.
+    let (status, body) = plaid
+        .call(
+            "/transactions/sync",
+            json!({"access_token": token, "cursor": cursors[0], "options": {"account_id": accounts[1]}}),
+        )
+        .await;
+    assert_invalid_request(status, &body, "INVALID_FIELD");
+    let (status, body) = plaid
+        .call(
+            "/transactions/sync",
+            json!({"access_token": token, "cursor": cursors[0]}),
+        )
+        .await;
+    assert_invalid_request(status, &body, "INVALID_FIELD");
+    // An account of no Item of this one.
+    let (status, body) = plaid
+        .call(
+            "/transactions/sync",
+            json!({"access_token": token, "options": {"account_id": "not-an-account"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_type"], "INVALID_INPUT");
+    assert_eq!(body["error_code"], "INVALID_ACCOUNT_ID");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn original_description_is_null_unless_include_original_description_is_true() {
+    // Spec, TransactionsSyncRequestOptions.include_original_description (default false):
+    // "Include the raw unparsed transaction description from the financial institution".
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (_, token) = plaid.link_item(None).await;
+    for options in [json!({}), json!({"include_original_description": false})] {
+        let (_, page) = plaid
+            .call(
+                "/transactions/sync",
+                json!({"access_token": token, "count": 20, "options": options}),
+            )
+            .await;
+        let added = page["added"].as_array().unwrap();
+        assert!(!added.is_empty());
+        assert!(
+            added.iter().all(|t| t["original_description"].is_null()),
+            "{page}"
+        );
+    }
+    let (_, page) = plaid
+        .call(
+            "/transactions/sync",
+            json!({"access_token": token, "count": 20, "options": {"include_original_description": true}}),
+        )
+        .await;
+    for txn in page["added"].as_array().unwrap() {
+        assert!(txn["original_description"].is_string(), "{txn}");
+        assert_eq!(txn["original_description"], txn["name"]);
+    }
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cursor_now_returns_nothing_and_a_cursor_at_the_latest_update() {
+    // Spec, TransactionsSyncRequest.cursor: "the special value of \"now\", which can be used
+    // to fast-forward the cursor" (Transactions Sync migration guide).
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (item_id, token) = plaid.link_item(None).await;
+    let (status, page) = plaid
+        .call(
+            "/transactions/sync",
+            json!({"access_token": token, "cursor": "now"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    for kind in ["added", "modified", "removed"] {
+        assert_eq!(page[kind], json!([]), "{page}");
+    }
+    assert_eq!(page["has_more"], false);
+    let now = page["next_cursor"].as_str().unwrap().to_owned();
+    assert!(!now.is_empty() && now != "now");
+    // Nothing new since: nothing. Then exactly what changed afterwards, as from a cursor
+    // saved at the end of a full sync.
+    let (_, pages) = sync_stream(&plaid, &token, &now, json!({})).await;
+    assert!(ids(&pages, "added").is_empty() && ids(&pages, "modified").is_empty());
+    let (full, _) = sync_stream(&plaid, &token, "", json!({})).await;
+    handle.sim().advance(&item_id, 3).unwrap();
+    let (_, from_now) = sync_stream(&plaid, &token, &now, json!({})).await;
+    let (_, from_full) = sync_stream(&plaid, &token, &full, json!({})).await;
+    for kind in ["added", "modified", "removed"] {
+        assert_eq!(ids(&from_now, kind), ids(&from_full, kind), "{kind}");
+    }
+    assert!(!ids(&from_now, "added").is_empty());
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn updates_list_transactions_in_the_order_of_their_last_change() {
+    // A transaction changed, then another, then the first again is listed after the second:
+    // the update is ordered by last modification (Plaid's updates follow when changes
+    // happened), not by the first change since the cursor.
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (item_id, token) = plaid.link_item(None).await;
+    let (cursor, _) = sync_stream(&plaid, &token, "", json!({})).await;
+    let (first, second) = handle.sim().with_state(|s| {
+        let item = s.items.get_mut(&item_id).unwrap();
+        let live: Vec<u32> = (0..item.data.txns.len() as u32)
+            .filter(|&i| item.data.txns[i as usize].is_live())
+            .take(2)
+            .collect();
+        let since = item.data.version();
+        item.data.modify(live[0]);
+        item.data.modify(live[1]);
+        item.data.modify(live[0]);
+        let names = (
+            item.data.txns[live[0] as usize].transaction_id.to_string(),
+            item.data.txns[live[1] as usize].transaction_id.to_string(),
+        );
+        s.data_changed(&item_id, since);
+        names
+    });
+    let (_, pages) = sync_stream(&plaid, &token, &cursor, json!({})).await;
+    assert_eq!(ids(&pages, "modified"), vec![second, first]);
+    handle.shutdown().await;
+}
