@@ -88,6 +88,10 @@ pub struct ItemRecord {
     pub sync_called: bool,
     pub last_webhook: Option<(DateTime<Utc>, String)>,
     pub last_successful_update: DateTime<Utc>,
+    /// When an update of the Item's transactions last failed (it went into an ITEM_ERROR):
+    /// `/item/get`'s `status.transactions.last_failed_update`.
+    #[serde(default)]
+    pub last_failed_update: Option<DateTime<Utc>>,
     #[serde(
         serialize_with = "ItemData::serialize_as_recipe",
         deserialize_with = "ItemData::deserialize_from_recipe"
@@ -251,6 +255,7 @@ impl SimState {
             sync_called: false,
             last_webhook: None,
             last_successful_update: now,
+            last_failed_update: None,
             data,
             update_cache: None,
             mutate_during_pagination: false,
@@ -495,6 +500,7 @@ impl SimState {
         };
         let error = errors::item_login_required();
         item.error = Some(error.clone());
+        item.last_failed_update = Some(Utc::now());
         self.emit(
             item_id,
             |ctx| bodies::item_error(ctx, &error),
@@ -509,6 +515,7 @@ impl SimState {
             return false;
         };
         item.error = Some(error.clone());
+        item.last_failed_update = Some(Utc::now());
         self.emit(
             item_id,
             |ctx| bodies::item_error(ctx, &error),

@@ -589,3 +589,86 @@ async fn updates_list_transactions_in_the_order_of_their_last_change() {
     assert_eq!(ids(&pages, "modified"), vec![second, first]);
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn item_get_reports_the_error_without_status_and_when_the_update_failed() {
+    // Spec, PlaidError.status: "only be returned in the response body when the error
+    // information is provided via a webhook"; ItemGetResponse.status.transactions
+    // (ProductStatusTransactions): `last_failed_update`, "the last failed update".
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (item_id, token) = plaid.link_item(None).await;
+    let (_, healthy) = plaid
+        .call("/item/get", json!({"access_token": token}))
+        .await;
+    assert_eq!(healthy["item"]["error"], Value::Null);
+    assert_eq!(
+        healthy["status"]["transactions"]["last_failed_update"],
+        Value::Null
+    );
+    let before = chrono::Utc::now();
+    assert!(handle.sim().reset_login(&item_id));
+    let (status, broken) = plaid
+        .call("/item/get", json!({"access_token": token}))
+        .await;
+    assert_eq!(status, 200, "{broken}");
+    let error = &broken["item"]["error"];
+    assert_eq!(error["error_code"], "ITEM_LOGIN_REQUIRED");
+    assert!(
+        !error.as_object().unwrap().contains_key("status"),
+        "{error}"
+    );
+    let failed: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(broken["status"]["transactions"]["last_failed_update"].clone())
+            .expect("last_failed_update is set");
+    assert!(failed >= before, "{failed} < {before}");
+    assert!(broken["status"]["transactions"]["last_successful_update"].is_string());
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn balances_carry_last_updated_datetime_only_at_capital_one() {
+    // Spec, AccountBalance.last_updated_datetime: "This field is returned only when the
+    // institution is ins_128026 (Capital One)", whose balances are not real-time.
+    let handle = start(test_config()).await;
+    let plaid = Plaid::new(&handle);
+    let (_, elsewhere) = plaid.link_item(None).await;
+    let (status, created) = plaid
+        .call(
+            "/sandbox/public_token/create",
+            json!({"institution_id": "ins_128026", "initial_products": ["transactions"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let (_, exchanged) = plaid
+        .call(
+            "/item/public_token/exchange",
+            json!({"public_token": created["public_token"]}),
+        )
+        .await;
+    let capital_one = exchanged["access_token"].as_str().unwrap().to_owned();
+    for path in [
+        "/accounts/get",
+        "/accounts/balance/get",
+        "/transactions/sync",
+    ] {
+        let (status, body) = plaid.call(path, json!({"access_token": elsewhere})).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        for account in body["accounts"].as_array().unwrap() {
+            assert_eq!(
+                account["balances"]["last_updated_datetime"],
+                Value::Null,
+                "{path}"
+            );
+        }
+        let (status, body) = plaid.call(path, json!({"access_token": capital_one})).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        for account in body["accounts"].as_array().unwrap() {
+            assert!(
+                account["balances"]["last_updated_datetime"].is_string(),
+                "{path}: {account}"
+            );
+        }
+    }
+    handle.shutdown().await;
+}

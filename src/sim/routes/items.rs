@@ -37,7 +37,7 @@ pub fn item_get(
             investments: None,
             transactions: Some(ProductStatus {
                 last_successful_update: Some(item.last_successful_update),
-                last_failed_update: None,
+                last_failed_update: item.last_failed_update,
             }),
             last_webhook: item
                 .last_webhook
@@ -108,7 +108,7 @@ fn accounts(
     request_id: &str,
 ) -> Result<AccountsGetResponse, PlaidError> {
     let item = state.healthy_item_by_token(req.access_token.expose_secret())?;
-    let mut accounts = render::accounts(&item.data);
+    let mut accounts = render::item_accounts(item);
     if let Some(wanted) = req.options.as_ref().and_then(|o| o.account_ids.as_ref()) {
         if wanted
             .iter()
@@ -160,10 +160,8 @@ pub fn accounts_balance_get(
         .item_id
         .clone();
     state.rate_limit("/accounts/balance/get", &item_id)?;
-    let mut response = accounts(state, &req, request_id)?;
-    let now = chrono::Utc::now();
-    for account in &mut response.accounts {
-        account.balances.last_updated_datetime = Some(now);
-    }
+    // Real-time balances, except at institutions that cannot give them (`render::item_accounts`
+    // reports when those were last updated).
+    let response = accounts(state, &req, request_id)?;
     Ok(with_extra_fields(state, response))
 }

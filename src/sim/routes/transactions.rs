@@ -80,7 +80,7 @@ fn sync_response(
     if item.phase == Phase::NotReady {
         return Ok(TransactionsSyncResponse {
             transactions_update_status: TransactionsUpdateStatus::NotReady,
-            accounts: render::accounts(&item.data),
+            accounts: render::item_accounts(item),
             added: Vec::new(),
             modified: Vec::new(),
             removed: Vec::new(),
@@ -94,7 +94,7 @@ fn sync_response(
     if req.cursor.as_ref().is_some_and(|c| c.as_str() == "now") {
         return Ok(TransactionsSyncResponse {
             transactions_update_status: item.phase.status(),
-            accounts: render::accounts(&item.data),
+            accounts: render::item_accounts(item),
             added: Vec::new(),
             modified: Vec::new(),
             removed: Vec::new(),
@@ -135,7 +135,7 @@ fn sync_response(
     let data = &item.data;
     let mut response = TransactionsSyncResponse {
         transactions_update_status: status,
-        accounts: render::accounts(data),
+        accounts: render::item_accounts(item),
         added: Vec::new(),
         modified: Vec::new(),
         removed: Vec::new(),
