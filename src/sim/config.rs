@@ -30,6 +30,10 @@ pub struct SimConfig {
     pub webhook_time_scale: f64,
     /// How long a webhook receiver has to answer (Plaid: 10 s).
     pub webhook_timeout_ms: u64,
+    /// Webhooks sent to a receiver within 24 h (scaled) before Plaid's rule applies: no
+    /// retries to a receiver that rejected more than 90% of them. Plaid gives no minimum;
+    /// this one is ours (a single rejected webhook is not a rate).
+    pub webhook_rejection_sample: u32,
     /// Extra copies of every webhook delivered (0 = each once).
     pub webhook_duplicates: u32,
     /// Hold this many webhooks and deliver them in reverse order (0 or 1 = in order).
@@ -80,6 +84,7 @@ impl Default for SimConfig {
             today: None,
             webhook_time_scale: 1.0,
             webhook_timeout_ms: 10_000,
+            webhook_rejection_sample: 20,
             webhook_duplicates: 0,
             webhook_reorder_window: 0,
             latency_ms: 0,

@@ -163,6 +163,8 @@ pub struct SimState {
     pub rng: StdRng,
     pub keys: KeyRing,
     pub limiter: RateLimiter,
+    /// What each webhook receiver did with what it was sent (Plaid's no-retry rule).
+    pub receivers: super::webhooks::ReceiverLog,
     pub faults: Vec<InjectedFault>,
     pub outbox: Vec<OutgoingWebhook>,
     /// Lifecycle steps to schedule, handed to the lifecycle task after each operation.
@@ -183,6 +185,7 @@ impl SimState {
             rng,
             keys,
             limiter: RateLimiter::default(),
+            receivers: Default::default(),
             faults: Vec::new(),
             outbox: Vec::new(),
             timers: Vec::new(),

@@ -672,3 +672,62 @@ async fn balances_carry_last_updated_datetime_only_at_capital_one() {
     }
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_receiver_rejecting_more_than_90_percent_gets_no_more_retries() {
+    // Plaid's webhook docs, "Webhook retries": "Plaid won't retry webhooks if we detect that
+    // the webhook receiver endpoint has rejected more than 90% of webhooks sent by Plaid over
+    // the last 24 hours". The sample before the rule applies is the simulator's (3 here).
+    let handle = start(SimConfig {
+        webhook_rejection_sample: 3,
+        ..test_config()
+    })
+    .await;
+    let plaid = Plaid::new(&handle);
+    let receiver = support::receiver::Receiver::start().await;
+    receiver.respond_with(&[500; 4]);
+    let (_, token) = plaid.link_item(Some(&receiver.url)).await;
+    let fire = || {
+        plaid.call(
+            "/sandbox/item/fire_webhook",
+            json!({"access_token": token, "webhook_code": "LOGIN_REPAIRED"}),
+        )
+    };
+    fire().await;
+    let wait = std::time::Duration::from_secs(10);
+    let log = handle
+        .sim()
+        .wait_for_deliveries(wait, |log| log.iter().any(|d| d.last_attempt))
+        .await
+        .expect("the retries stop");
+    // Retried while under the sample, given up at the third rejection of three.
+    let attempts: Vec<(u32, bool)> = log.iter().map(|d| (d.attempt, d.last_attempt)).collect();
+    assert_eq!(attempts, vec![(1, false), (2, false), (3, true)]);
+    assert!(log.iter().all(|d| d.status == Some(500)));
+    // The next webhook is sent once (first attempts still go) and, rejected, not retried:
+    // 4 of 4 rejected.
+    fire().await;
+    let log = handle
+        .sim()
+        .wait_for_deliveries(wait, |log| log.len() >= 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        (log[3].attempt, log[3].status, log[3].last_attempt),
+        (1, Some(500), true)
+    );
+    // Accepted webhooks bring the rate down: the receiver answers 200 from now on.
+    fire().await;
+    let log = handle
+        .sim()
+        .wait_for_deliveries(wait, |log| log.len() >= 5)
+        .await
+        .unwrap();
+    assert_eq!((log[4].status, log[4].last_attempt), (Some(200), true));
+    assert_eq!(
+        receiver.received().len(),
+        5,
+        "no retry was sent after the rule applied"
+    );
+    handle.shutdown().await;
+}
