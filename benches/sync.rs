@@ -40,8 +40,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn upsert_rate(transactions: usize) -> anyhow::Result<()> {
     let world = World::new(plaidhook::sim::SimConfig {
-        sync_limit_per_item_per_minute: 0,
-        sync_limit_per_client_per_minute: 0,
+        sync_limit_per_item_per_minute: Some(0),
+        sync_limit_per_client_per_minute: Some(0),
         latency_ms: 0,
         ..sim_config()
     })
@@ -102,7 +102,7 @@ async fn drain(items: usize, client_limit: u32) -> anyhow::Result<()> {
         return Ok(());
     }
     let world = World::new(plaidhook::sim::SimConfig {
-        sync_limit_per_client_per_minute: client_limit,
+        sync_limit_per_client_per_minute: Some(client_limit),
         latency_ms: 0,
         ..sim_config()
     })

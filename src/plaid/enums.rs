@@ -72,6 +72,8 @@ open_enum! {
         TransactionsLimit => "TRANSACTIONS_LIMIT",
         AccountsLimit => "ACCOUNTS_LIMIT",
         AccountsBalanceGetLimit => "ACCOUNTS_BALANCE_GET_LIMIT",
+        BalanceLimit => "BALANCE_LIMIT",
+        TransactionsRefreshLimit => "TRANSACTIONS_REFRESH_LIMIT",
         ItemGetLimit => "ITEM_GET_LIMIT",
         // API_ERROR
         InternalServerError => "INTERNAL_SERVER_ERROR",

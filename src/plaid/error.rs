@@ -24,9 +24,12 @@ pub struct PlaidError {
     /// The HTTP status the error came with; present in webhooks and `item.error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// Plaid's page about the error; every error body Plaid sends has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documentation_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Steps to resolve it; the spec has it `nullable` and Plaid sends it as null when it has
+    /// none, so it is always written.
+    #[serde(default)]
     pub suggested_action: Option<String>,
 }
 

@@ -106,7 +106,7 @@ pub fn recurring_update(ctx: &Context, account_ids: Vec<String>) -> Vec<u8> {
 
 /// ITEM ERROR; `error` carries `status` as in Plaid's webhooks.
 pub fn item_error(ctx: &Context, error: &PlaidError) -> Vec<u8> {
-    let mut error = error.clone();
+    let mut error = super::errors::documented(error.clone());
     error.request_id = None;
     error.status = Some(error.http_status());
     bytes(&ItemErrorWebhook {
@@ -126,7 +126,7 @@ pub fn item_notice(ctx: &Context, code: WebhookCode, error: Option<PlaidError>) 
         webhook_code: code,
         item_id: ctx.item(),
         user_id: None,
-        error,
+        error: error.map(super::errors::documented),
         environment: ctx.env(),
     })
 }

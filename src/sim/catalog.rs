@@ -274,6 +274,15 @@ pub fn total_weight() -> u32 {
     MERCHANTS.iter().map(|m| m.weight).sum()
 }
 
+/// Capital One, the institution whose balances Plaid cannot fetch in real time.
+const CAPITAL_ONE: &str = "ins_128026";
+
+/// Whether the institution returns real-time balances: all but Capital One, the one the spec
+/// names (`AccountBalance.last_updated_datetime`).
+pub fn realtime_balances(institution_id: &str) -> bool {
+    institution_id != CAPITAL_ONE
+}
+
 /// Names of Plaid's sandbox institutions; other `ins_…` ids get a generic name.
 pub fn institution_name(institution_id: &str) -> String {
     match institution_id {
@@ -289,6 +298,7 @@ pub fn institution_name(institution_id: &str) -> String {
         "ins_1" => "Bank of America",
         "ins_117650" => "Royal Bank of Plaid",
         "ins_116834" => "Flexible Platypus Open Banking",
+        CAPITAL_ONE => "Capital One",
         other => return format!("Sim Bank {other}"),
     }
     .to_owned()

@@ -1,10 +1,11 @@
 //! `SimConfig`: the simulator's settings, the `[sim]` section of plaidhook's config file.
 //!
 //! Everything has a default, so an empty section is a working simulator with Plaid's
-//! production rate limits and real webhook timings. The fault settings (latency, 5xx rate,
+//! production rate limits (`rate_limit_profile`) and real webhook timings. The fault settings (latency, 5xx rate,
 //! limits, webhook duplication and reordering) can also be changed at run time through
 //! `POST /sim/config`.
 
+use super::limits::{self, EndpointLimit, RateLimitProfile};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,10 @@ pub struct SimConfig {
     pub webhook_time_scale: f64,
     /// How long a webhook receiver has to answer (Plaid: 10 s).
     pub webhook_timeout_ms: u64,
+    /// Webhooks sent to a receiver within 24 h (scaled) before Plaid's rule applies: no
+    /// retries to a receiver that rejected more than 90% of them. Plaid gives no minimum;
+    /// this one is ours (a single rejected webhook is not a rate).
+    pub webhook_rejection_sample: u32,
     /// Extra copies of every webhook delivered (0 = each once).
     pub webhook_duplicates: u32,
     /// Hold this many webhooks and deliver them in reverse order (0 or 1 = in order).
@@ -40,14 +45,16 @@ pub struct SimConfig {
     pub latency_ms: u64,
     /// Fraction (0.0–1.0) of Plaid API requests answered with a 500 INTERNAL_SERVER_ERROR.
     pub error_rate: f64,
-    /// `/transactions/sync` calls allowed per Item per rolling minute (0 = unlimited).
-    pub sync_limit_per_item_per_minute: u32,
-    /// `/transactions/sync` calls allowed per client per rolling minute (0 = unlimited).
-    pub sync_limit_per_client_per_minute: u32,
-    /// `/accounts/balance/get` calls allowed per Item per rolling minute (0 = unlimited).
-    pub balance_limit_per_item_per_minute: u32,
-    /// `/accounts/balance/get` calls allowed per client per rolling minute (0 = unlimited).
-    pub balance_limit_per_client_per_minute: u32,
+    /// Which of Plaid's tables of rate limits applies (`production`, the default, or `sandbox`);
+    /// the figures live in `sim::limits`.
+    pub rate_limit_profile: RateLimitProfile,
+    /// Overrides of the profile's figures (calls per rolling minute, 0 = unlimited; unset = the
+    /// profile's): `/transactions/sync` per Item and per client…
+    pub sync_limit_per_item_per_minute: Option<u32>,
+    pub sync_limit_per_client_per_minute: Option<u32>,
+    /// …and `/accounts/balance/get` per Item and per client.
+    pub balance_limit_per_item_per_minute: Option<u32>,
+    pub balance_limit_per_client_per_minute: Option<u32>,
     /// Fields added to every transaction in `/transactions/sync` answers, as Plaid adds fields
     /// to its objects without notice: for proving that clients keep what they do not model.
     pub transaction_extra_fields: serde_json::Map<String, serde_json::Value>,
@@ -81,14 +88,16 @@ impl Default for SimConfig {
             today: None,
             webhook_time_scale: 1.0,
             webhook_timeout_ms: 10_000,
+            webhook_rejection_sample: 20,
             webhook_duplicates: 0,
             webhook_reorder_window: 0,
             latency_ms: 0,
             error_rate: 0.0,
-            sync_limit_per_item_per_minute: 50,
-            sync_limit_per_client_per_minute: 2_500,
-            balance_limit_per_item_per_minute: 5,
-            balance_limit_per_client_per_minute: 1_200,
+            rate_limit_profile: RateLimitProfile::Production,
+            sync_limit_per_item_per_minute: None,
+            sync_limit_per_client_per_minute: None,
+            balance_limit_per_item_per_minute: None,
+            balance_limit_per_client_per_minute: None,
             transaction_extra_fields: serde_json::Map::new(),
             account_extra_fields: serde_json::Map::new(),
             // Lifecycle
@@ -100,6 +109,26 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// The limits applied to `endpoint`: the profile's figures with this config's overrides.
+    pub fn rate_limit(&self, endpoint: &str) -> Option<EndpointLimit> {
+        let documented = limits::documented(self.rate_limit_profile, endpoint)?;
+        let (item, client) = match endpoint {
+            "/transactions/sync" => (
+                self.sync_limit_per_item_per_minute,
+                self.sync_limit_per_client_per_minute,
+            ),
+            "/accounts/balance/get" => (
+                self.balance_limit_per_item_per_minute,
+                self.balance_limit_per_client_per_minute,
+            ),
+            _ => (None, None),
+        };
+        Some(EndpointLimit {
+            per_item: item.unwrap_or(documented.per_item),
+            per_client: client.unwrap_or(documented.per_client),
+        })
+    }
+
     /// Check the settings; a bad value fails at start with a clear message.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(

@@ -1,9 +1,46 @@
-//! The errors the simulator returns, with Plaid's types, codes, messages and HTTP statuses.
+//! The errors the simulator returns, with Plaid's types, codes, messages and HTTP statuses,
+//! and the `documentation_url` and `suggested_action` every Plaid error body carries.
 
 use crate::plaid::{ErrorCode, ErrorType, PlaidError};
 
 fn error(error_type: ErrorType, code: ErrorCode, message: impl Into<String>) -> PlaidError {
-    PlaidError::new(error_type, code, message)
+    documented(PlaidError::new(error_type, code, message))
+}
+
+/// Plaid's page of errors of each type (https://plaid.com/docs/errors/).
+fn errors_page(error_type: &ErrorType) -> Option<&'static str> {
+    Some(match error_type {
+        ErrorType::InvalidRequest => "invalid-request",
+        ErrorType::InvalidInput => "invalid-input",
+        ErrorType::InvalidResult => "invalid-result",
+        ErrorType::InstitutionError => "institution",
+        ErrorType::RateLimitExceeded => "rate-limit-exceeded",
+        ErrorType::ApiError => "api",
+        ErrorType::ItemError => "item",
+        ErrorType::TransactionsError => "transactions",
+        ErrorType::SandboxError => "sandbox",
+        ErrorType::AssetReportError => "assets",
+        ErrorType::RecaptchaError => "recaptcha",
+        ErrorType::OauthError => "oauth",
+        ErrorType::MicrodepositsError => "microdeposits",
+        ErrorType::PartnerError => "partner",
+        _ => return None,
+    })
+}
+
+/// `error` with its `documentation_url` as Plaid gives it, the section of its code on its
+/// type's page (e.g. `https://plaid.com/docs/errors/item/#item_login_required`), unless it has
+/// one. `suggested_action` stays as it is: null unless Plaid documents one (none of the codes
+/// the simulator returns has one).
+pub fn documented(mut error: PlaidError) -> PlaidError {
+    if error.documentation_url.is_none() {
+        let anchor = error.error_code.as_str().to_ascii_lowercase();
+        error.documentation_url = Some(match errors_page(&error.error_type) {
+            Some(page) => format!("https://plaid.com/docs/errors/{page}/#{anchor}"),
+            None => "https://plaid.com/docs/errors/".to_owned(),
+        });
+    }
+    error
 }
 
 pub fn invalid_body() -> PlaidError {
@@ -11,14 +48,6 @@ pub fn invalid_body() -> PlaidError {
         ErrorType::InvalidRequest,
         ErrorCode::InvalidBody,
         "body could not be parsed as JSON",
-    )
-}
-
-pub fn invalid_headers(message: &str) -> PlaidError {
-    error(
-        ErrorType::InvalidRequest,
-        ErrorCode::InvalidHeaders,
-        message,
     )
 }
 
@@ -134,21 +163,13 @@ pub fn mutation_during_pagination() -> PlaidError {
     )
 }
 
-pub fn sync_limit(per_item: bool) -> PlaidError {
-    let scope = if per_item { "this item" } else { "this client" };
+/// RATE_LIMIT_EXCEEDED with `code`. Plaid's page of these errors gives the same message for
+/// every code, per-client limits included.
+pub fn rate_limit(code: ErrorCode) -> PlaidError {
     error(
         ErrorType::RateLimitExceeded,
-        ErrorCode::TransactionsSyncLimit,
-        format!("rate limit exceeded for attempts to access {scope}. please try again later"),
-    )
-}
-
-pub fn balance_limit(per_item: bool) -> PlaidError {
-    let scope = if per_item { "this item" } else { "this client" };
-    error(
-        ErrorType::RateLimitExceeded,
-        ErrorCode::AccountsBalanceGetLimit,
-        format!("rate limit exceeded for attempts to access {scope}. please try again later"),
+        code,
+        "rate limit exceeded for attempts to access this item. please try again later",
     )
 }
 

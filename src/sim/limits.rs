@@ -1,10 +1,69 @@
-//! Rolling-window rate limits, like Plaid's: "N calls per minute" means no more than N calls
-//! in any 60-second window, per Item and per client.
+//! Plaid's rate limits: the documented figures per endpoint (the one place they live) and a
+//! rolling-window limiter. "N calls per minute" means no more than N calls in any 60-second
+//! window, per Item and per client.
+//!
+//! Figures and codes from Plaid's "Rate Limit Exceeded errors" page
+//! (https://plaid.com/docs/errors/rate-limit-exceeded/), its Production and Sandbox tables.
 
+use crate::plaid::ErrorCode;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(60);
+
+/// Which of Plaid's tables of rate limits the simulator applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitProfile {
+    #[default]
+    Production,
+    Sandbox,
+}
+
+/// An endpoint's limits per rolling minute (0 = unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointLimit {
+    pub per_item: u32,
+    pub per_client: u32,
+}
+
+/// Plaid's documented limits of `endpoint` in `profile`; `None` for endpoints the simulator
+/// does not limit (Plaid's table is not exhaustive; those it omits are left unlimited here).
+pub fn documented(profile: RateLimitProfile, endpoint: &str) -> Option<EndpointLimit> {
+    use RateLimitProfile::{Production, Sandbox};
+    let (per_item, per_client) = match (profile, endpoint) {
+        (Production, "/accounts/balance/get") => (5, 1_200),
+        (Sandbox, "/accounts/balance/get") => (25, 100),
+        (Production, "/accounts/get") => (15, 15_000),
+        (Sandbox, "/accounts/get") => (100, 5_000),
+        (Production, "/item/get") => (15, 5_000),
+        (Sandbox, "/item/get") => (40, 5_000),
+        (_, "/transactions/refresh") => (2, 100),
+        (Production, "/transactions/sync") => (50, 2_500),
+        (Sandbox, "/transactions/sync") => (50, 1_000),
+        _ => return None,
+    };
+    Some(EndpointLimit {
+        per_item,
+        per_client,
+    })
+}
+
+/// The `error_code` Plaid answers a call of `endpoint` refused by `limited` with. Only
+/// `/accounts/balance/get` tells the two limits apart (BALANCE_LIMIT per Item,
+/// ACCOUNTS_BALANCE_GET_LIMIT per client).
+pub fn error_code(endpoint: &str, limited: Limited) -> ErrorCode {
+    match (endpoint, limited) {
+        ("/accounts/balance/get", Limited::PerItem) => ErrorCode::BalanceLimit,
+        ("/accounts/balance/get", Limited::PerClient) => ErrorCode::AccountsBalanceGetLimit,
+        ("/accounts/get", _) => ErrorCode::AccountsLimit,
+        ("/item/get", _) => ErrorCode::ItemGetLimit,
+        ("/transactions/refresh", _) => ErrorCode::TransactionsRefreshLimit,
+        ("/transactions/sync", _) => ErrorCode::TransactionsSyncLimit,
+        _ => ErrorCode::RateLimit,
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct RateLimiter {

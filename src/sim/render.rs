@@ -2,6 +2,7 @@
 
 use super::catalog::MERCHANTS;
 use super::data::{AccountKind, ItemData, SimTxn};
+use super::state::ItemRecord;
 use crate::plaid::{
     AccountBalance, AccountBase, AccountSubtype, AccountType, Location, PaymentChannel,
     PaymentMeta, PersonalFinanceCategory, RemovedTransaction, Transaction, TransactionCounterparty,
@@ -64,6 +65,20 @@ pub fn account(data: &ItemData, index: usize) -> AccountBase {
         subtype: Some(subtype),
         persistent_account_id: None,
     }
+}
+
+/// The Item's accounts as Plaid's API gives them: `balances.last_updated_datetime` is "returned
+/// only when the institution is ins_128026 (Capital One)" (spec, AccountBalance), whose
+/// balances are not real-time: when they were last refreshed. Null for every other
+/// institution.
+pub fn item_accounts(record: &ItemRecord) -> Vec<AccountBase> {
+    let mut accounts = accounts(&record.data);
+    if !super::catalog::realtime_balances(&record.institution_id) {
+        for account in &mut accounts {
+            account.balances.last_updated_datetime = Some(record.last_successful_update);
+        }
+    }
+    accounts
 }
 
 pub fn accounts(data: &ItemData) -> Vec<AccountBase> {
@@ -190,7 +205,12 @@ pub fn item(record: &super::state::ItemRecord) -> crate::plaid::Item {
         institution_name: Some(record.institution_name.clone()),
         webhook: record.webhook.clone(),
         auth_method: None,
-        error: record.error.clone().map(|e| e.with_status(400)),
+        // `status` "will only be returned in the response body when the error information is
+        // provided via a webhook" (spec, PlaidError.status): not in an API answer's item.error.
+        error: record.error.clone().map(|mut error| {
+            error.status = None;
+            crate::sim::errors::documented(error)
+        }),
         available_products: available,
         billed_products: record.products.clone(),
         products: record.products.clone(),

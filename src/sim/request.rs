@@ -1,11 +1,12 @@
 //! The request pipeline every Plaid endpoint shares, in Plaid's order: added latency, content
-//! type, JSON body, unknown fields, credentials (body or `PLAID-CLIENT-ID` / `PLAID-SECRET`
+//! type, JSON body, unknown and wrongly typed fields (`validate`), credentials (body or `PLAID-CLIENT-ID` / `PLAID-SECRET`
 //! headers), required fields, typed parsing, injected faults and the 5xx rate, then the
 //! endpoint itself. Errors come back in Plaid's shape with its HTTP status and a `request_id`.
 
 use super::errors;
 use super::ids::request_id;
 use super::state::SimState;
+use super::validate;
 use super::Sim;
 use crate::plaid::PlaidError;
 use axum::body::Bytes;
@@ -28,7 +29,9 @@ pub struct Endpoint {
 
 pub type Handler<Req, Resp> = fn(&mut SimState, Req, &str) -> Result<Resp, PlaidError>;
 
-pub fn error_response(mut error: PlaidError, request_id: &str) -> Response {
+pub fn error_response(error: PlaidError, request_id: &str) -> Response {
+    // Injected faults come without a documentation_url; Plaid's bodies always have one.
+    let mut error = errors::documented(error);
     error.request_id = Some(request_id.to_owned());
     let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     // The status travels in the HTTP status line, not in API error bodies.
@@ -78,28 +81,18 @@ fn parse<Req: DeserializeOwned>(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
+    // Plaid's INVALID_BODY lists "the request content-type was not of type application/json"
+    // among its causes: the body is not read as JSON at all.
     if !content_type
         .to_ascii_lowercase()
         .starts_with("application/json")
     {
-        return Err(errors::invalid_headers(
-            "Content-Type header must be application/json",
-        ));
+        return Err(errors::invalid_body());
     }
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
         return Err(errors::invalid_body());
     };
-    let unknown: Vec<String> = object
-        .keys()
-        .filter(|key| {
-            !matches!(key.as_str(), "client_id" | "secret")
-                && !endpoint.fields.contains(&key.as_str())
-        })
-        .cloned()
-        .collect();
-    if !unknown.is_empty() {
-        return Err(errors::unknown_fields(&unknown));
-    }
+    validate::check(endpoint.path, endpoint.fields, &object)?;
     let missing: Vec<&str> = endpoint
         .required
         .iter()
@@ -135,7 +128,6 @@ fn check_credentials(
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             })
-            .filter(|value| !value.is_empty())
     };
     let client_id = pick("client_id", "plaid-client-id");
     let secret = pick("secret", "plaid-secret");
@@ -148,6 +140,15 @@ fn check_credentials(
     .collect();
     if !missing.is_empty() {
         return Err(errors::missing_fields(&missing));
+    }
+    // Present but empty is a malformed field, not a missing one (our reading of INVALID_FIELD:
+    // "one or more fields in the request body were invalid, malformed").
+    for (name, value) in [("client_id", &client_id), ("secret", &secret)] {
+        if value.as_deref().is_some_and(str::is_empty) {
+            return Err(errors::invalid_field(format!(
+                "{name} must be a non-empty string"
+            )));
+        }
     }
     let id_ok = client_id
         .unwrap_or_default()
@@ -164,7 +165,9 @@ fn check_credentials(
     }
 }
 
-/// Unknown paths: Plaid's 404 NOT_FOUND.
+/// Unknown paths, and methods other than POST on Plaid's paths (every Plaid endpoint is a
+/// POST; what Plaid answers another method is undocumented, so the simulator treats it as an
+/// endpoint that does not exist): Plaid's 404 NOT_FOUND.
 pub async fn not_found() -> Response {
     error_response(errors::not_found(), &request_id())
 }

@@ -88,6 +88,10 @@ pub struct ItemRecord {
     pub sync_called: bool,
     pub last_webhook: Option<(DateTime<Utc>, String)>,
     pub last_successful_update: DateTime<Utc>,
+    /// When an update of the Item's transactions last failed (it went into an ITEM_ERROR):
+    /// `/item/get`'s `status.transactions.last_failed_update`.
+    #[serde(default)]
+    pub last_failed_update: Option<DateTime<Utc>>,
     #[serde(
         serialize_with = "ItemData::serialize_as_recipe",
         deserialize_with = "ItemData::deserialize_from_recipe"
@@ -218,6 +222,8 @@ pub struct SimState {
     pub rng: StdRng,
     pub keys: KeyRing,
     pub limiter: RateLimiter,
+    /// What each webhook receiver did with what it was sent (Plaid's no-retry rule).
+    pub receivers: super::webhooks::ReceiverLog,
     pub faults: Vec<InjectedFault>,
     pub outbox: Vec<OutgoingWebhook>,
     /// Lifecycle steps to schedule, handed to the lifecycle task after each operation.
@@ -240,11 +246,23 @@ impl SimState {
             rng,
             keys,
             limiter: RateLimiter::default(),
+            receivers: Default::default(),
             faults: Vec::new(),
             outbox: Vec::new(),
             timers: Vec::new(),
             base_url: String::new(),
         }
+    }
+
+    /// Count a call of `endpoint` on `item_id` against Plaid's limits for it (the configured
+    /// profile's, with overrides); past them, Plaid's RATE_LIMIT_EXCEEDED error (HTTP 429).
+    pub fn rate_limit(&mut self, endpoint: &str, item_id: &str) -> Result<(), PlaidError> {
+        let Some(limit) = self.config.rate_limit(endpoint) else {
+            return Ok(());
+        };
+        self.limiter
+            .check(endpoint, item_id, limit.per_item, limit.per_client)
+            .map_err(|limited| errors::rate_limit(super::limits::error_code(endpoint, limited)))
     }
 
     fn today(&self) -> NaiveDate {
@@ -302,6 +320,7 @@ impl SimState {
             sync_called: false,
             last_webhook: None,
             last_successful_update: now,
+            last_failed_update: None,
             data,
             update_cache: None,
             mutate_during_pagination: false,
@@ -557,6 +576,7 @@ impl SimState {
         };
         let error = errors::item_login_required();
         item.error = Some(error.clone());
+        item.last_failed_update = Some(Utc::now());
         self.emit(
             item_id,
             |ctx| bodies::item_error(ctx, &error),
@@ -571,6 +591,7 @@ impl SimState {
             return false;
         };
         item.error = Some(error.clone());
+        item.last_failed_update = Some(Utc::now());
         self.emit(
             item_id,
             |ctx| bodies::item_error(ctx, &error),

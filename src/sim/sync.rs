@@ -80,7 +80,9 @@ pub enum ChangeKind {
     Removed,
 }
 
-/// The net changes between two versions, in log order of first appearance.
+/// The net changes between two versions, in log order of each transaction's last change (a
+/// transaction changed again lands where its latest change is, as Plaid orders updates by
+/// when they happened, not by when a transaction was first touched).
 #[derive(Debug)]
 pub struct Update {
     pub start: u64,
@@ -93,7 +95,8 @@ pub struct Update {
 pub fn compute_update(data: &ItemData, start: u64, snapshot: u64) -> Update {
     let mut seen = vec![false; data.txns.len()];
     let mut entries = Vec::new();
-    for &index in &data.log[start as usize..snapshot as usize] {
+    // Backwards, so the first sighting of a transaction is its last change.
+    for &index in data.log[start as usize..snapshot as usize].iter().rev() {
         if std::mem::replace(&mut seen[index as usize], true) {
             continue;
         }
@@ -108,6 +111,7 @@ pub fn compute_update(data: &ItemData, start: u64, snapshot: u64) -> Update {
         };
         entries.push((kind, index));
     }
+    entries.reverse();
     Update {
         start,
         snapshot,
@@ -131,13 +135,15 @@ pub enum SyncRefusal {
 }
 
 /// Serve one page of the data as of version `visible` (what the Item's updates so far have
-/// made available). `cache` keeps the last computed update of the Item so paging through a
-/// large update costs one pass over the log, not one per page.
+/// made available), of one account's transactions when `account` says which (its own stream:
+/// offsets count its entries only). `cache` keeps the last computed update of the Item so
+/// paging through a large update costs one pass over the log, not one per page.
 pub fn page(
     data: &ItemData,
     visible: u64,
     cursor: Option<SyncCursor>,
     count: usize,
+    account: Option<u8>,
     cache: &mut Option<Arc<Update>>,
 ) -> Result<Page, SyncRefusal> {
     let version = visible.min(data.version());
@@ -153,12 +159,25 @@ pub fn page(
     } else {
         cached_update(data, cursor.snapshot, version, cache)
     };
+    let filtered: Vec<(ChangeKind, u32)>;
+    let entries = match account {
+        None => update.entries.as_slice(),
+        Some(account) => {
+            filtered = update
+                .entries
+                .iter()
+                .copied()
+                .filter(|&(_, index)| data.txns[index as usize].account == account)
+                .collect();
+            filtered.as_slice()
+        }
+    };
     let offset = cursor.offset as usize;
-    if offset > update.entries.len() {
+    if offset > entries.len() {
         return Err(SyncRefusal::InvalidCursor);
     }
-    let end = (offset + count).min(update.entries.len());
-    let has_more = end < update.entries.len();
+    let end = (offset + count).min(entries.len());
+    let has_more = end < entries.len();
     let next = if has_more {
         SyncCursor {
             start: update.start,
@@ -169,7 +188,7 @@ pub fn page(
         SyncCursor::at(update.snapshot)
     };
     Ok(Page {
-        entries: update.entries[offset..end].to_vec(),
+        entries: entries[offset..end].to_vec(),
         next,
         has_more,
     })
@@ -221,5 +240,20 @@ mod tests {
         data.remove(0);
         let update = compute_update(&data, start, data.version());
         assert_eq!(update.entries, vec![(ChangeKind::Removed, 0)]);
+    }
+
+    #[test]
+    fn updates_are_ordered_by_each_transactions_last_change() {
+        let today = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let mut data = ItemData::generate(1, 1, 10, 10, today);
+        let start = data.version();
+        data.modify(0);
+        data.modify(1);
+        data.modify(0);
+        let update = compute_update(&data, start, data.version());
+        assert_eq!(
+            update.entries,
+            vec![(ChangeKind::Modified, 1), (ChangeKind::Modified, 0)]
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Webhook delivery, as Plaid does it: POST the exact body bytes with a fresh
 //! `Plaid-Verification` JWT per attempt; anything but a 200 within the timeout is retried after
-//! 30 s, then ×4 each time, for up to 24 hours (all scaled by `webhook_time_scale`). Faults
+//! 30 s, then ×4 each time, for up to 24 hours (all scaled by `webhook_time_scale`), except to
+//! a receiver that has rejected more than 90% of the webhooks sent to it over the last
+//! 24 hours (`ReceiverLog`): Plaid "won't retry webhooks" to it. Faults
 //! from the control API apply here: extra copies of each webhook, and a window of webhooks
 //! held back and released in reverse order. Every attempt is recorded in the delivery log.
 
@@ -8,7 +10,8 @@ use super::bodies::OutgoingWebhook;
 use super::Sim;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,6 +19,45 @@ use tokio_util::task::TaskTracker;
 const FIRST_RETRY_SECS: f64 = 30.0;
 const RETRY_FACTOR: f64 = 4.0;
 const GIVE_UP_AFTER_SECS: f64 = 24.0 * 3600.0;
+/// "Plaid won't retry webhooks if we detect that the webhook receiver endpoint has rejected
+/// more than 90% of webhooks sent by Plaid over the last 24 hours" (Plaid's webhook docs,
+/// "Webhook retries").
+const REJECTION_WINDOW_SECS: f64 = 24.0 * 3600.0;
+const REJECTION_RATE: f64 = 0.9;
+
+/// What each receiver URL did with the webhooks sent to it (every attempt counts as one sent):
+/// the record behind Plaid's rule of not retrying to an endpoint that rejects nearly all.
+#[derive(Debug, Default)]
+pub struct ReceiverLog {
+    by_url: HashMap<String, VecDeque<(Instant, bool)>>,
+}
+
+impl ReceiverLog {
+    /// Record one attempt at `url` (`accepted`: answered 200 in time) and say whether the
+    /// endpoint now stands above Plaid's rejection rate over `window`, counting only once at
+    /// least `min_sent` webhooks were sent to it there (Plaid gives no minimum; one rejected
+    /// webhook is not a rate, so the simulator needs a sample, `sim.webhook_rejection_sample`).
+    pub fn record(
+        &mut self,
+        url: &str,
+        accepted: bool,
+        now: Instant,
+        window: Duration,
+        min_sent: u32,
+    ) -> bool {
+        let log = self.by_url.entry(url.to_owned()).or_default();
+        log.push_back((now, accepted));
+        while log
+            .front()
+            .is_some_and(|&(at, _)| now.duration_since(at) >= window)
+        {
+            log.pop_front();
+        }
+        let sent = log.len();
+        let rejected = log.iter().filter(|(_, accepted)| !accepted).count();
+        sent >= min_sent.max(1) as usize && rejected as f64 > REJECTION_RATE * sent as f64
+    }
+}
 
 /// One delivery attempt, for tests and `GET /sim/webhooks`.
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +77,8 @@ pub struct DeliveryRecord {
     /// The receiver's HTTP status; `None` when it could not be reached in time.
     pub status: Option<u16>,
     pub error: Option<String>,
-    /// Whether no further attempt will be made (delivered, or given up after 24 h).
+    /// Whether no further attempt will be made (delivered, given up after 24 h, or the
+    /// receiver rejects more than 90% of what it is sent).
     pub last_attempt: bool,
     /// The exact body sent (UTF-8 JSON).
     pub body: String,
@@ -114,11 +157,12 @@ async fn deliver(
 ) {
     let mut waited = 0.0;
     for attempt in 1u32.. {
-        let (key, timeout_ms, scale) = sim.with_state(|s| {
+        let (key, timeout_ms, scale, sample) = sim.with_state(|s| {
             (
                 s.keys.current().clone(),
                 s.config.webhook_timeout_ms,
                 s.config.webhook_time_scale,
+                s.config.webhook_rejection_sample,
             )
         });
         let sent_at = Utc::now();
@@ -138,8 +182,13 @@ async fn deliver(
             Err(err) => (None, Some(err.without_url().to_string())),
         };
         let delivered = status == Some(200);
+        let window = Duration::from_secs_f64(REJECTION_WINDOW_SECS * scale);
+        let rejecting = sim.with_state(|s| {
+            s.receivers
+                .record(&webhook.url, delivered, Instant::now(), window, sample)
+        });
         let delay = retry_delay_secs(attempt);
-        let last_attempt = delivered || waited + delay > GIVE_UP_AFTER_SECS;
+        let last_attempt = delivered || rejecting || waited + delay > GIVE_UP_AFTER_SECS;
         sim.record_delivery(DeliveryRecord {
             webhook_id,
             copy,
@@ -178,5 +227,24 @@ mod tests {
         assert_eq!(retry_delay_secs(3), 480.0);
         let total: f64 = (1..=6).map(retry_delay_secs).sum();
         assert!(total < GIVE_UP_AFTER_SECS && total + retry_delay_secs(7) > GIVE_UP_AFTER_SECS);
+    }
+
+    #[test]
+    fn a_receiver_rejecting_more_than_90_percent_of_a_large_enough_sample_is_flagged() {
+        let mut log = ReceiverLog::default();
+        let day = Duration::from_secs(86_400);
+        let now = Instant::now();
+        // Below the sample: never flagged, however bad.
+        for _ in 0..9 {
+            assert!(!log.record("a", false, now, day, 10));
+        }
+        assert!(log.record("a", false, now, day, 10), "10 of 10 rejected");
+        // One accepted in 11 is still above 90% rejected; 2 in 12 is not (83%).
+        assert!(log.record("a", true, now, day, 10));
+        assert!(!log.record("a", true, now, day, 10));
+        // Other receivers are judged on their own; old attempts leave the window.
+        assert!(!log.record("b", false, now, day, 10));
+        let later = now + day;
+        assert!(!log.record("a", false, later, day, 10));
     }
 }

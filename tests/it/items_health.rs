@@ -373,3 +373,42 @@ async fn login_repaired_before_error_and_ten_copies_of_error_follow_item_get_wit
     assert_eq!(h.alert_counts(item_id, "login_required").await, (0, 1));
     h.app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_item_get_refused_by_plaids_rate_limit_is_retried_and_never_marks_the_item_broken() {
+    // https://plaid.com/docs/errors/rate-limit-exceeded/#item_get_limit: ITEM_GET_LIMIT is a
+    // RATE_LIMIT_EXCEEDED error (HTTP 429), a reason to wait, not news about the Item.
+    let h = start(&[]).await;
+    let (item_id, plaid_item_id) = linked_and_synced(&h, "user-item-get-limit").await;
+    let sim = h.app.sim();
+    sim.inject_fault(plaidhook::sim::InjectedFault {
+        endpoint: Some("/item/get".into()),
+        item_id: Some(plaid_item_id.clone()),
+        error: plaidhook::plaid::PlaidError::new(
+            "RATE_LIMIT_EXCEEDED".into(),
+            "ITEM_GET_LIMIT".into(),
+            "rate limit exceeded for attempts to access this item. please try again later",
+        ),
+        remaining: 1,
+    });
+    let before = h.item_get_calls(item_id).await;
+    sim.reset_login(&plaid_item_id);
+    // The ERROR webhook's reconciliation is refused once, retried, and then sees the error.
+    reconciled(&h, item_id, before + 2).await;
+    let item = h
+        .item_until(item_id, WITHIN, |i| i["status"] == "login_required")
+        .await;
+    assert_eq!(item["status"], "login_required", "{item}");
+    assert_eq!(transitions_to(&item, "error"), 0, "{item}");
+    assert_eq!(transitions_to(&item, "login_required"), 1, "{item}");
+    let refused: i64 = sqlx::query_scalar(
+        "select count(*) from plaid_api_calls
+         where method = '/item/get' and item_id = $1 and error_code = 'ITEM_GET_LIMIT'",
+    )
+    .bind(item_id)
+    .fetch_one(&h.app.db)
+    .await
+    .unwrap();
+    assert_eq!(refused, 1);
+    h.app.stop().await.unwrap();
+}

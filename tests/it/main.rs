@@ -25,6 +25,7 @@ mod sim_api;
 mod sim_hosted_link;
 mod sim_lifecycle;
 mod sim_plaid_python;
+mod sim_requests;
 mod sim_restart;
 mod sim_schemas;
 mod sim_sync;

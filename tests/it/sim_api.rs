@@ -51,8 +51,8 @@ async fn credentials_work_in_headers_and_wrong_ones_get_invalid_api_keys() {
 #[tokio::test]
 async fn rate_limits_per_item_and_per_client_answer_429_transactions_sync_limit() {
     let handle = start(plaidhook::sim::SimConfig {
-        sync_limit_per_item_per_minute: 3,
-        sync_limit_per_client_per_minute: 5,
+        sync_limit_per_item_per_minute: Some(3),
+        sync_limit_per_client_per_minute: Some(5),
         ..test_config()
     })
     .await;

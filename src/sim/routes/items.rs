@@ -9,7 +9,6 @@ use crate::plaid::{
 };
 use crate::sim::bodies;
 use crate::sim::errors;
-use crate::sim::limits::Limited;
 use crate::sim::render;
 use crate::sim::state::SimState;
 
@@ -18,7 +17,12 @@ pub fn item_get(
     req: AccessTokenRequest,
     request_id: &str,
 ) -> Result<ItemGetResponse, PlaidError> {
-    let item = state.item_by_token(req.access_token.expose_secret())?;
+    let item_id = state
+        .item_by_token(req.access_token.expose_secret())?
+        .item_id
+        .clone();
+    state.rate_limit("/item/get", &item_id)?;
+    let item = &state.items[&item_id];
     Ok(ItemGetResponse {
         item: ItemWithConsentFields {
             item: render::item(item),
@@ -33,7 +37,7 @@ pub fn item_get(
             investments: None,
             transactions: Some(ProductStatus {
                 last_successful_update: Some(item.last_successful_update),
-                last_failed_update: None,
+                last_failed_update: item.last_failed_update,
             }),
             last_webhook: item
                 .last_webhook
@@ -104,7 +108,7 @@ fn accounts(
     request_id: &str,
 ) -> Result<AccountsGetResponse, PlaidError> {
     let item = state.healthy_item_by_token(req.access_token.expose_secret())?;
-    let mut accounts = render::accounts(&item.data);
+    let mut accounts = render::item_accounts(item);
     if let Some(wanted) = req.options.as_ref().and_then(|o| o.account_ids.as_ref()) {
         if wanted
             .iter()
@@ -137,6 +141,11 @@ pub fn accounts_get(
     req: AccountsGetRequest,
     request_id: &str,
 ) -> Result<serde_json::Value, PlaidError> {
+    let item_id = state
+        .healthy_item_by_token(req.access_token.expose_secret())?
+        .item_id
+        .clone();
+    state.rate_limit("/accounts/get", &item_id)?;
     let response = accounts(state, &req, request_id)?;
     Ok(with_extra_fields(state, response))
 }
@@ -150,18 +159,9 @@ pub fn accounts_balance_get(
         .healthy_item_by_token(req.access_token.expose_secret())?
         .item_id
         .clone();
-    let (per_item, per_client) = (
-        state.config.balance_limit_per_item_per_minute,
-        state.config.balance_limit_per_client_per_minute,
-    );
-    state
-        .limiter
-        .check("/accounts/balance/get", &item_id, per_item, per_client)
-        .map_err(|limited| errors::balance_limit(limited == Limited::PerItem))?;
-    let mut response = accounts(state, &req, request_id)?;
-    let now = chrono::Utc::now();
-    for account in &mut response.accounts {
-        account.balances.last_updated_datetime = Some(now);
-    }
+    state.rate_limit("/accounts/balance/get", &item_id)?;
+    // Real-time balances, except at institutions that cannot give them (`render::item_accounts`
+    // reports when those were last updated).
+    let response = accounts(state, &req, request_id)?;
     Ok(with_extra_fields(state, response))
 }

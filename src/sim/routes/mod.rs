@@ -21,7 +21,7 @@ macro_rules! routes {
             router = router.route($path, post(|State(sim): State<Sim>, headers: HeaderMap, body: Bytes| async move {
                 static ENDPOINT: Endpoint = Endpoint { path: $path, fields: &[$($field),*], required: &[$($req),*] };
                 handle(sim, &ENDPOINT, headers, body, $handler).await
-            }));
+            }).fallback(not_found));
         )*
         router
     }};

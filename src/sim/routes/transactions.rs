@@ -6,7 +6,6 @@ use crate::plaid::{
     WebhookVerificationKeyGetResponse,
 };
 use crate::sim::errors;
-use crate::sim::limits::Limited;
 use crate::sim::render;
 use crate::sim::state::{Phase, SimState};
 use crate::sim::sync::{self, ChangeKind, SyncCursor, SyncRefusal};
@@ -51,24 +50,37 @@ fn sync_response(
         .healthy_item_by_token(req.access_token.expose_secret())?
         .item_id
         .clone();
-    let (per_item, per_client) = (
-        state.config.sync_limit_per_item_per_minute,
-        state.config.sync_limit_per_client_per_minute,
-    );
-    state
-        .limiter
-        .check("/transactions/sync", &item_id, per_item, per_client)
-        .map_err(|limited| errors::sync_limit(limited == Limited::PerItem))?;
+    state.rate_limit("/transactions/sync", &item_id)?;
 
+    let options = req.options.unwrap_or_default();
     let item = state
         .items
         .get_mut(&item_id)
         .ok_or_else(errors::item_not_found)?;
+    // options.account_id: "an error will be returned if a provided account_id is not
+    // associated with the Item" (spec); INVALID_ACCOUNT_ID is Plaid's code for an account_id
+    // that "is invalid or does not exist".
+    let account = match &options.account_id {
+        None => None,
+        Some(wanted) => Some(
+            item.data
+                .accounts
+                .iter()
+                .position(|a| &a.account_id == wanted)
+                .ok_or_else(errors::invalid_account_id)? as u8,
+        ),
+    };
+    // Each account_id is "a separate incremental update stream -- and therefore a separate
+    // cursor" (spec): cursors are bound to their stream, so one is refused on another.
+    let stream = match &options.account_id {
+        None => item_id.clone(),
+        Some(account_id) => format!("{item_id}/{account_id}"),
+    };
     item.sync_called = true;
     if item.phase == Phase::NotReady {
         return Ok(TransactionsSyncResponse {
             transactions_update_status: TransactionsUpdateStatus::NotReady,
-            accounts: render::accounts(&item.data),
+            accounts: render::item_accounts(item),
             added: Vec::new(),
             modified: Vec::new(),
             removed: Vec::new(),
@@ -77,9 +89,23 @@ fn sync_response(
             request_id: request_id.to_owned(),
         });
     }
+    // The cursor "now" fast-forwards: no transactions, and a cursor at the latest update
+    // (spec, TransactionsSyncRequest.cursor; for migrating from /transactions/get).
+    if req.cursor.as_ref().is_some_and(|c| c.as_str() == "now") {
+        return Ok(TransactionsSyncResponse {
+            transactions_update_status: item.phase.status(),
+            accounts: render::item_accounts(item),
+            added: Vec::new(),
+            modified: Vec::new(),
+            removed: Vec::new(),
+            next_cursor: Cursor::new(SyncCursor::at(item.visible_version()).encode(&stream)),
+            has_more: false,
+            request_id: request_id.to_owned(),
+        });
+    }
     let cursor = match req.cursor.as_ref().filter(|c| !c.is_start()) {
         None => None,
-        Some(text) => Some(SyncCursor::decode(text.as_str(), &item_id).ok_or_else(invalid_cursor)?),
+        Some(text) => Some(SyncCursor::decode(text.as_str(), &stream).ok_or_else(invalid_cursor)?),
     };
     if cursor.is_some_and(|c| c.is_mid_update())
         && std::mem::take(&mut item.mutate_during_pagination)
@@ -99,6 +125,7 @@ fn sync_response(
         visible,
         cursor,
         count as usize,
+        account,
         &mut item.update_cache,
     )
     .map_err(|refusal| match refusal {
@@ -108,19 +135,29 @@ fn sync_response(
     let data = &item.data;
     let mut response = TransactionsSyncResponse {
         transactions_update_status: status,
-        accounts: render::accounts(data),
+        accounts: render::item_accounts(item),
         added: Vec::new(),
         modified: Vec::new(),
         removed: Vec::new(),
-        next_cursor: Cursor::new(page.next.encode(&item_id)),
+        next_cursor: Cursor::new(page.next.encode(&stream)),
         has_more: page.has_more,
         request_id: request_id.to_owned(),
+    };
+    // original_description is null unless asked for (spec: include_original_description,
+    // default false); the simulator's raw description is the bank's text, `name`.
+    let include_original = options.include_original_description == Some(true);
+    let transaction = |txn| {
+        let mut rendered = render::transaction(data, txn);
+        if include_original {
+            rendered.original_description = Some(rendered.name.clone());
+        }
+        rendered
     };
     for (kind, index) in page.entries {
         let txn = &data.txns[index as usize];
         match kind {
-            ChangeKind::Added => response.added.push(render::transaction(data, txn)),
-            ChangeKind::Modified => response.modified.push(render::transaction(data, txn)),
+            ChangeKind::Added => response.added.push(transaction(txn)),
+            ChangeKind::Modified => response.modified.push(transaction(txn)),
             ChangeKind::Removed => response.removed.push(render::removed(data, txn)),
         }
     }
@@ -136,8 +173,15 @@ pub fn transactions_refresh(
     req: AccessTokenRequest,
     request_id: &str,
 ) -> Result<RequestIdResponse, PlaidError> {
-    let item = state.healthy_item_by_token(req.access_token.expose_secret())?;
-    let item_id = item.item_id.clone();
+    let item_id = state
+        .healthy_item_by_token(req.access_token.expose_secret())?
+        .item_id
+        .clone();
+    state.rate_limit("/transactions/refresh", &item_id)?;
+    let item = state
+        .items
+        .get_mut(&item_id)
+        .ok_or_else(errors::item_not_found)?;
     let since = item.data.version();
     item.data.add_one();
     state.data_changed(&item_id, since);

@@ -17,10 +17,10 @@ pub fn test_config() -> SimConfig {
         today: chrono::NaiveDate::from_ymd_opt(2026, 3, 14),
         webhook_time_scale: 0.001,
         webhook_timeout_ms: 2_000,
-        sync_limit_per_item_per_minute: 0,
-        sync_limit_per_client_per_minute: 0,
-        balance_limit_per_item_per_minute: 0,
-        balance_limit_per_client_per_minute: 0,
+        sync_limit_per_item_per_minute: Some(0),
+        sync_limit_per_client_per_minute: Some(0),
+        balance_limit_per_item_per_minute: Some(0),
+        balance_limit_per_client_per_minute: Some(0),
         ..SimConfig::default()
     }
 }
