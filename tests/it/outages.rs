@@ -164,8 +164,16 @@ async fn with_webhooks_waiting_in_the_spool_and_the_database_failing_a_webhook_s
 /// Links an Item whose webhooks go to `node`, and waits for its first sync.
 async fn linked_and_synced(world: &World, node: &Node) -> Linked {
     let item = world.link(Some(node.webhook_url()), 300).await;
-    node.request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
-        .await;
+    // The first sync request goes through the outbox, as the exchange sends it: these nodes
+    // publish with a short timeout, and a busy broker must delay the request, not lose it.
+    let (request, queue) = node
+        .sync_requests
+        .prepare(&item.plaid_item_id, SyncTrigger::Exchange);
+    let mut tx = node.db.begin().await.unwrap();
+    plaidhook::outbox::enqueue_sync_request(&mut tx, &request, &queue)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     world.assert_in_step(&item, Duration::from_secs(30)).await;
     item
 }
