@@ -1,0 +1,142 @@
+//! `ingress-load`: the ingress benchmark's helpers, run by `scripts/bench-ingress` beside a
+//! `plaidhook serve` (or `bench-ingress-floor`) process of its own.
+//!
+//! | command | what |
+//! |---------|------|
+//! | `sign <state-file> <dir>` | one signed SYNC_UPDATES_AVAILABLE webhook, signed with the current key of the simulator whose state file is given: `<dir>/webhook.lua` (for `wrk -s`), `<dir>/body.json`, `<dir>/verification.txt` |
+//! | `open <url> <rate> <seconds> <dir>` | open-loop load: sends at fixed times (`rate`/s), measures each answer from its *scheduled* time, prints one JSON line |
+//! | `cleanup <namespace>` | deletes the namespace's exchanges and queues |
+//!
+//! Open loop, because a generator that waits for answers before sending slows down with the
+//! service and hides its stalls (coordinated omission). One thread: the generator should take
+//! as little as it can of the cores it shares with the service.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use plaidhook::sim::keys::KeyRing;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["sign", state_file, dir] => sign(state_file, dir),
+        ["open", url, rate, seconds, dir] => {
+            runtime.block_on(open_loop(url, rate.parse()?, seconds.parse()?, dir))
+        }
+        ["cleanup", namespace] => runtime.block_on(cleanup(namespace)),
+        _ => anyhow::bail!(
+            "usage: ingress-load sign <state-file> <dir> | open <url> <rate> <seconds> <dir> | cleanup <namespace>"
+        ),
+    }
+}
+
+fn sign(state_file: &str, dir: &str) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct State {
+        keys: KeyRing,
+    }
+    let state: State = serde_json::from_slice(
+        &std::fs::read(state_file).with_context(|| format!("reading {state_file}"))?,
+    )
+    .context("the simulator's state file")?;
+    // Pretty-printed, like Plaid's.
+    let body = serde_json::to_vec_pretty(&serde_json::json!({
+        "webhook_type": "TRANSACTIONS",
+        "webhook_code": "SYNC_UPDATES_AVAILABLE",
+        "item_id": "bench-ingress-item",
+        "initial_update_complete": true,
+        "historical_update_complete": true,
+        "environment": "sandbox"
+    }))?;
+    let verification = state
+        .keys
+        .current()
+        .sign_webhook(&body, chrono::Utc::now().timestamp());
+    let body_text = String::from_utf8(body)?;
+    anyhow::ensure!(
+        !body_text.contains("]==]"),
+        "the body would end the Lua string"
+    );
+    let dir = std::path::Path::new(dir);
+    std::fs::write(
+        dir.join("webhook.lua"),
+        format!(
+            "wrk.method = \"POST\"\n\
+             wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+             wrk.headers[\"Plaid-Verification\"] = \"{verification}\"\n\
+             wrk.body = [==[{body_text}]==]\n"
+        ),
+    )?;
+    std::fs::write(dir.join("body.json"), &body_text)?;
+    std::fs::write(dir.join("verification.txt"), &verification)?;
+    Ok(())
+}
+
+async fn open_loop(url: &str, rate: f64, seconds: f64, dir: &str) -> anyhow::Result<()> {
+    let dir = std::path::Path::new(dir);
+    // Leaked: one buffer every request shares, for the life of this short process.
+    let body: &'static [u8] = Box::leak(std::fs::read(dir.join("body.json"))?.into_boxed_slice());
+    let verification = std::fs::read_to_string(dir.join("verification.txt"))?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let count = (rate * seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for i in 0..count {
+        let scheduled = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled).await;
+        let request = http
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header("Plaid-Verification", verification.as_str())
+            .body(body);
+        tasks.push(tokio::spawn(async move {
+            let ok = matches!(request.send().await, Ok(r) if r.status().is_success());
+            (ok, scheduled.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut errors = 0usize;
+    for task in tasks {
+        let (ok, latency) = task.await?;
+        if ok {
+            latencies.push(latency);
+        } else {
+            errors += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let ms = |d: Option<&Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+    let pct = |p: f64| {
+        ms(latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))))
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "offered_rate": rate,
+            "sent": count,
+            "ok": latencies.len(),
+            "errors": errors,
+            "achieved_rate": latencies.len() as f64 / elapsed,
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "max_ms": ms(latencies.last()),
+        })
+    );
+    Ok(())
+}
+
+async fn cleanup(namespace: &str) -> anyhow::Result<()> {
+    let topology = plaidhook::broker::Topology::new(namespace, 1);
+    let channel = testkit::broker::amqp_channel().await?;
+    topology.delete(&channel).await?;
+    Ok(())
+}
