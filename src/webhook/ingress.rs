@@ -174,7 +174,9 @@ async fn handle(
         }
         Sink::DropForBenchmark => "dropped_for_benchmark",
     };
-    tracing::info!(
+    // DEBUG: at Plaid's rates a line per webhook costs more than the rest of the answer but
+    // verification; the counter below and the WARNs on every failure are what operators read.
+    tracing::debug!(
         webhook.r#type = webhook.webhook_type(),
         webhook.code = webhook.webhook_code(),
         plaid.item_id = webhook.item_id().unwrap_or("-"),

@@ -4,7 +4,7 @@
 //! | command | what |
 //! |---------|------|
 //! | `sign <state-file> <dir>` | one signed SYNC_UPDATES_AVAILABLE webhook, signed with the current key of the simulator whose state file is given: `<dir>/webhook.lua` (for `wrk -s`), `<dir>/body.json`, `<dir>/verification.txt` |
-//! | `open <url> <rate> <seconds> <dir>` | open-loop load: sends at fixed times (`rate`/s), measures each answer from its *scheduled* time, prints one JSON line |
+//! | `open <url> <rate> <seconds> <dir>` | open-loop load over 32 keep-alive connections: sends scheduled at fixed times (`rate`/s), each answer measured from its *scheduled* time; prints one JSON line |
 //! | `cleanup <namespace>` | deletes the namespace's exchanges and queues |
 //!
 //! Open loop, because a generator that waits for answers before sending slows down with the
@@ -75,6 +75,9 @@ fn sign(state_file: &str, dir: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Keep-alive connections of the open-loop generator (wrk's `-c` of the saturated phase).
+const CONNECTIONS: usize = 32;
+
 async fn open_loop(url: &str, rate: f64, seconds: f64, dir: &str) -> anyhow::Result<()> {
     let dir = std::path::Path::new(dir);
     // Leaked: one buffer every request shares, for the life of this short process.
@@ -87,28 +90,49 @@ async fn open_loop(url: &str, rate: f64, seconds: f64, dir: &str) -> anyhow::Res
     let count = (rate * seconds) as usize;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(count);
+    // A fixed set of keep-alive connections, as a webhook sender has: each sender takes the
+    // next scheduled send when it is free. A send that waits for a free connection is late,
+    // and the wait counts in its latency (measured from the scheduled time).
+    let (schedule, queue) = tokio::sync::mpsc::unbounded_channel::<tokio::time::Instant>();
+    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
+    let senders: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (http, queue, verification) = (http.clone(), queue.clone(), verification.clone());
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let mut results = Vec::new();
+                loop {
+                    let Some(scheduled) = queue.lock().await.recv().await else {
+                        return results;
+                    };
+                    let sent = http
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .header("Plaid-Verification", verification.as_str())
+                        .body(body)
+                        .send()
+                        .await;
+                    let ok = matches!(sent, Ok(r) if r.status().is_success());
+                    results.push((ok, scheduled.elapsed()));
+                }
+            })
+        })
+        .collect();
     for i in 0..count {
         let scheduled = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(scheduled).await;
-        let request = http
-            .post(url)
-            .header("Content-Type", "application/json")
-            .header("Plaid-Verification", verification.as_str())
-            .body(body);
-        tasks.push(tokio::spawn(async move {
-            let ok = matches!(request.send().await, Ok(r) if r.status().is_success());
-            (ok, scheduled.elapsed())
-        }));
+        schedule.send(scheduled)?;
     }
+    drop(schedule);
     let mut latencies = Vec::with_capacity(count);
     let mut errors = 0usize;
-    for task in tasks {
-        let (ok, latency) = task.await?;
-        if ok {
-            latencies.push(latency);
-        } else {
-            errors += 1;
+    for sender in senders {
+        for (ok, latency) in sender.await? {
+            if ok {
+                latencies.push(latency);
+            } else {
+                errors += 1;
+            }
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
