@@ -287,3 +287,21 @@ async fn spool(settings: &Settings, action: SpoolAction) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    /// The benchmark floor drops verified webhooks: nobody should find it in the help and take
+    /// it for a way to run the service.
+    #[test]
+    fn the_benchmark_floor_command_is_hidden_but_runs() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("serve"), "{help}");
+        assert!(!help.contains("bench-ingress-floor"), "{help}");
+        let cli = Cli::try_parse_from(["plaidhook", "bench-ingress-floor"]).unwrap();
+        assert!(matches!(cli.command, Command::BenchIngressFloor));
+    }
+}
