@@ -43,6 +43,7 @@ use crate::scheduler::Scheduler;
 use crate::sim::{AddressInUse, Sim, SimHandle, Simulator};
 use crate::store::api_calls::PgCallRecorder;
 use crate::sync::worker::SyncWorker;
+use crate::webhook::ingress::Sink;
 use crate::webhook::keys::KeyCache;
 use crate::webhook::source::SourcePolicy;
 use crate::webhook::spool::Spool;
@@ -98,6 +99,15 @@ pub struct Application {
     /// Ends the broker connection's background task; cancelled only after every task that
     /// acks or publishes has finished (see `run_until_stopped`).
     broker_stop: CancellationToken,
+    ingress_sink: IngressSink,
+}
+
+/// Which [`Sink`] the webhook route gets. Not a setting: only
+/// [`Application::drop_webhooks_for_benchmark`] picks the other one.
+#[derive(Debug, Clone, Copy)]
+enum IngressSink {
+    Durable,
+    DropForBenchmark,
 }
 
 impl Application {
@@ -219,7 +229,19 @@ impl Application {
             sim,
             shutdown,
             broker_stop,
+            ingress_sink: IngressSink::Durable,
         })
+    }
+
+    /// Benchmarks only: the webhook route answers 200 right after verification and publishes
+    /// nothing, so a webhook it accepts is lost. `plaidhook bench-ingress-floor` is the only
+    /// caller; it measures the floor the durable path is compared with.
+    pub fn drop_webhooks_for_benchmark(mut self) -> Self {
+        tracing::warn!(
+            "benchmark mode: verified webhooks are answered and dropped, never published"
+        );
+        self.ingress_sink = IngressSink::DropForBenchmark;
+        self
     }
 
     /// Address of the public listener (webhooks), when this role has one.
@@ -304,6 +326,7 @@ impl Application {
             sim,
             shutdown,
             broker_stop,
+            ingress_sink,
         } = self;
         let tasks = TaskTracker::new();
 
@@ -314,7 +337,7 @@ impl Application {
                     .clone()
                     .run_relay(state.publisher.clone(), shutdown.clone()),
             );
-            let router = layers::with_request_layers(public_router(&state, spool));
+            let router = layers::with_request_layers(public_router(&state, spool, ingress_sink));
             tasks.spawn(serve(listener, router, shutdown.clone(), "public"));
         }
         if state.role.consumes() {
@@ -450,7 +473,7 @@ fn spawn_workers(
     Ok(())
 }
 
-fn public_router(state: &Parts, spool: Arc<Spool>) -> Router {
+fn public_router(state: &Parts, spool: Arc<Spool>, sink: IngressSink) -> Router {
     let settings = &state.settings;
     let ingress = Arc::new(Ingress {
         verifier: Verifier::new(
@@ -458,8 +481,13 @@ fn public_router(state: &Parts, spool: Arc<Spool>) -> Router {
             settings.webhook.max_age,
             settings.webhook.future_skew,
         ),
-        publisher: state.publisher.clone(),
-        spool,
+        sink: match sink {
+            IngressSink::Durable => Sink::Durable {
+                publisher: state.publisher.clone(),
+                spool,
+            },
+            IngressSink::DropForBenchmark => Sink::DropForBenchmark,
+        },
         max_body_bytes: settings.webhook.max_body_bytes,
         environment: settings.plaid.environment.as_str().to_owned(),
         sources: SourcePolicy::new(

@@ -104,6 +104,11 @@ pub enum Command {
     },
     /// Re-seal every stored access token under `tokens.active_key_id` (after a key rotation).
     ResealTokens,
+    /// Benchmarks only: `serve`, but the webhook route answers right after verification and
+    /// drops the webhook (never published, never spooled). Hidden; `scripts/bench-ingress`
+    /// runs it to measure the verify-only floor.
+    #[command(name = "bench-ingress-floor", hide = true)]
+    BenchIngressFloor,
     /// Print the RabbitMQ topology as a definitions file (for `load_definitions`).
     Topology {
         /// Virtual host the definitions are for.
@@ -162,6 +167,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => Role::Serve,
         Command::Worker => Role::Worker,
         Command::All => Role::All,
+        Command::BenchIngressFloor => {
+            let app = Application::build(settings, Role::Serve)
+                .await?
+                .drop_webhooks_for_benchmark();
+            cancel_on_signal(app.shutdown_token());
+            return app.run_until_stopped().await;
+        }
         Command::Migrate => {
             crate::store::migrate(&settings.database).await?;
             tracing::info!("migrations applied");
@@ -274,4 +286,22 @@ async fn spool(settings: &Settings, action: SpoolAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    /// The benchmark floor drops verified webhooks: nobody should find it in the help and take
+    /// it for a way to run the service.
+    #[test]
+    fn the_benchmark_floor_command_is_hidden_but_runs() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("serve"), "{help}");
+        assert!(!help.contains("bench-ingress-floor"), "{help}");
+        let cli = Cli::try_parse_from(["plaidhook", "bench-ingress-floor"]).unwrap();
+        assert!(matches!(cli.command, Command::BenchIngressFloor));
+    }
 }

@@ -10,6 +10,10 @@
 //! | 503 | nothing durable (broker and database both failing), or the key could not be checked |
 //!
 //! Plaid retries anything but a 200, so a 503 is never a loss.
+//!
+//! What "durable" means is the [`Sink`]: the broker with the spool behind it in every service
+//! role; a sink that keeps nothing exists only for the `bench-ingress-floor` benchmark command,
+//! to measure what verification alone costs.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -31,11 +35,24 @@ use crate::error::ApiError;
 use crate::messages::WebhookEnvelope;
 use crate::telemetry::names;
 
+/// Where a verified webhook goes before the 200.
+pub enum Sink {
+    /// Published with the broker's confirm, or committed to the spool: what every service role
+    /// uses.
+    Durable {
+        publisher: Arc<Publisher>,
+        spool: Arc<Spool>,
+    },
+    /// Keeps nothing: the answer follows verification at once. Only the benchmark command
+    /// `plaidhook bench-ingress-floor` builds this (no setting selects it), to measure the
+    /// verify-only floor the durable path is compared with.
+    DropForBenchmark,
+}
+
 /// Everything the webhook route needs.
 pub struct Ingress {
     pub verifier: Verifier,
-    pub publisher: Arc<Publisher>,
-    pub spool: Arc<Spool>,
+    pub sink: Sink,
     pub max_body_bytes: usize,
     /// Used when a webhook body has no `environment`.
     pub environment: String,
@@ -151,8 +168,15 @@ async fn handle(
     };
 
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
-    let path = make_durable(ingress, &webhook, request_id).await?;
-    tracing::info!(
+    let path = match &ingress.sink {
+        Sink::Durable { publisher, spool } => {
+            make_durable(ingress, publisher, spool, &webhook, request_id).await?
+        }
+        Sink::DropForBenchmark => "dropped_for_benchmark",
+    };
+    // DEBUG: at Plaid's rates a line per webhook costs more than the rest of the answer but
+    // verification; the counter below and the WARNs on every failure are what operators read.
+    tracing::debug!(
         webhook.r#type = webhook.webhook_type(),
         webhook.code = webhook.webhook_code(),
         plaid.item_id = webhook.item_id().unwrap_or("-"),
@@ -166,6 +190,8 @@ async fn handle(
 /// Publishes with confirm, or spools; returns which path made the webhook durable.
 async fn make_durable(
     ingress: &Ingress,
+    publisher: &Publisher,
+    spool: &Spool,
     webhook: &VerifiedWebhook,
     request_id: Option<&str>,
 ) -> Result<&'static str, Failure> {
@@ -186,31 +212,31 @@ async fn make_durable(
         .map_err(|_| Failure::Rejected(Rejection::NotJson))?,
     };
 
-    let exchange = ingress.publisher.topology().webhooks_exchange();
+    let exchange = publisher.topology().webhooks_exchange();
     let (routing_key, payload) = (envelope.routing_key(), envelope.to_bytes());
     let publish = || {
-        ingress.publisher.publish(
+        publisher.publish(
             &exchange,
             &routing_key,
             &payload,
             envelope.properties(request_id),
         )
     };
-    let _order = ingress.spool.ordered().await;
-    if !ingress.spool.has_backlog() {
+    let _order = spool.ordered().await;
+    if !spool.has_backlog() {
         match publish().await {
             Ok(()) => return Ok("published"),
             Err(error) => {
                 tracing::warn!(webhook.id = %envelope.id, error = %error, "broker did not confirm; spooling");
             }
         }
-        return match ingress.spool.write(&envelope, &routing_key, &payload).await {
+        return match spool.write(&envelope, &routing_key, &payload).await {
             Ok(()) => Ok("spooled"),
             Err(error) => not_durable(webhook, &envelope, &error),
         };
     }
     // Older webhooks wait in the spool: join them, to stay behind them.
-    match ingress.spool.write(&envelope, &routing_key, &payload).await {
+    match spool.write(&envelope, &routing_key, &payload).await {
         Ok(()) => Ok("spooled"),
         // Durable out of order beats not durable: with the database failing, try the broker.
         Err(spool_error) => match publish().await {

@@ -33,6 +33,7 @@ pub struct TestAppBuilder {
     world: Option<Vec<(String, String)>>,
     capture_logs: bool,
     wait_for_broker: bool,
+    drop_webhooks_for_benchmark: bool,
 }
 
 impl TestAppBuilder {
@@ -74,6 +75,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// The webhook route of `plaidhook bench-ingress-floor`: verify, answer, keep nothing.
+    pub fn drop_webhooks_for_benchmark(mut self) -> Self {
+        self.drop_webhooks_for_benchmark = true;
+        self
+    }
+
     pub async fn start(self) -> TestApp {
         if self.capture_logs {
             crate::logs::capture();
@@ -100,6 +107,11 @@ impl TestAppBuilder {
         let app = Application::build(settings.clone(), self.role)
             .await
             .expect("the application builds");
+        let app = if self.drop_webhooks_for_benchmark {
+            app.drop_webhooks_for_benchmark()
+        } else {
+            app
+        };
         let test_app = TestApp {
             sim: app.sim(),
             sim_url: app.plaid_base_url().to_owned(),
@@ -174,6 +186,7 @@ impl TestApp {
             world: None,
             capture_logs: false,
             wait_for_broker: false,
+            drop_webhooks_for_benchmark: false,
         }
     }
 

@@ -278,6 +278,53 @@ async fn every_forged_stale_or_malformed_webhook_is_refused_and_leaves_no_trace(
     app.stop().await.unwrap();
 }
 
+/// The benchmark floor (`plaidhook bench-ingress-floor`) measures verification alone: it must
+/// still refuse what the real ingress refuses, and keep nothing of what it accepts.
+#[tokio::test]
+async fn the_benchmark_floor_verifies_like_the_ingress_and_keeps_nothing() {
+    let app = TestApp::builder()
+        .role(Role::Serve)
+        .drop_webhooks_for_benchmark()
+        .wait_for_broker()
+        .start()
+        .await;
+    // Declared, so an empty queue below is empty, not missing.
+    app.publisher.ensure_topology().await.unwrap();
+    let key = app.sim().current_key();
+    let body = sync_webhook("item-floor");
+    let header = key.sign_webhook(&body, now());
+
+    assert_eq!(
+        post(&app, Some(&header), body.clone()).await,
+        StatusCode::OK
+    );
+    let other_body = sync_webhook("item-other");
+    assert_eq!(
+        post(&app, Some(&header), other_body).await,
+        StatusCode::UNAUTHORIZED,
+        "a signature over another body"
+    );
+    assert_eq!(
+        post(&app, None, body).await,
+        StatusCode::UNAUTHORIZED,
+        "no signature"
+    );
+
+    assert_eq!(app.queue_depth(&app.topology.sync_queue()).await, 0);
+    assert_eq!(app.queue_depth(&app.topology.unrouted_queue()).await, 0);
+    assert_eq!(app.spool_depth().await, 0);
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("plaidhook_webhooks_total")
+                && line.contains(r#"reason="dropped_for_benchmark""#)),
+        "the floor's answers are counted apart from durable ones:\n{metrics}"
+    );
+    assert!(!metrics.contains(r#"reason="published""#));
+    app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_body_streamed_without_content_length_is_still_cut_at_the_limit() {
     let app = spawn_app_with(Role::Serve, &[]).await;
