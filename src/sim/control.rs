@@ -174,6 +174,7 @@ async fn create_item(State(sim): State<Sim>, body: Option<Json<CreateItem>>) -> 
         products: request.products,
         days_requested: request.days_requested,
         transactions: request.transactions,
+        history_ends: None,
     });
     Json(json!({"item_id": item_id, "access_token": access_token.expose_secret()})).into_response()
 }
@@ -361,6 +362,7 @@ async fn complete_link(State(sim): State<Sim>, Json(body): Json<CompleteLink>) -
             products: record.products,
             days_requested: Some(record.days_requested),
             transactions: None,
+            history_ends: None,
         });
         let public_token = s.issue_public_token(&item_id);
         Ok(json!({"item_id": item_id, "public_token": public_token, "update_mode": false}))

@@ -264,6 +264,7 @@ fn succeed(state: &mut SimState, token: &str) -> Option<String> {
                 products: record.products.clone(),
                 days_requested: Some(record.days_requested),
                 transactions: None,
+                history_ends: None,
             });
             let public_token = state.issue_public_token(&item_id);
             SessionOutcome::ItemAdded {

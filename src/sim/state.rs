@@ -208,6 +208,9 @@ pub struct NewItem {
     pub products: Vec<Product>,
     pub days_requested: Option<u32>,
     pub transactions: Option<usize>,
+    /// The last day of the history (`/sandbox/public_token/create`'s
+    /// `options.transactions.end_date`); today when absent.
+    pub history_ends: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug)]
@@ -287,7 +290,12 @@ impl SimState {
         let count = new
             .transactions
             .unwrap_or(self.config.transactions_per_item);
-        let data = ItemData::generate(data_seed, id_seed, count, days, self.today());
+        // A history that ends before today is generated as of its last day: its transactions
+        // lie in the range asked for, and later ones follow on from there.
+        let ends = new
+            .history_ends
+            .map_or(self.today(), |end| end.min(self.today()));
+        let data = ItemData::generate(data_seed, id_seed, count, days, ends);
         let institution_id = new
             .institution_id
             .unwrap_or_else(|| "ins_109508".to_owned());

@@ -125,7 +125,8 @@ def main():
         fail("accounts/balance/get options.account_ids ignored")
     checked.append("accounts options")
 
-    # /transactions/sync with every option: one account's stream, original descriptions.
+    # /transactions/sync with every option: one account's stream, original descriptions, within
+    # the date range the sandbox Item was created with.
     added, cursor = [], ""
     while True:
         page = client.transactions_sync(
@@ -152,8 +153,8 @@ def main():
         fail("options.account_id ignored")
     if any(t.original_description is None for t in added):
         fail("include_original_description ignored")
-    # The simulator takes the range's length and ends the history today (README, simulator
-    # table): Plaid ends it at end_date. The range is accepted, not yet honoured.
+    if any(not (start <= t.date <= end) for t in added):
+        fail("transactions outside the sandbox date range")
     plain = client.transactions_sync(TransactionsSyncRequest(access_token=access_token, count=1))
     if plain.added and plain.added[0].original_description is not None:
         fail("original_description sent without include_original_description")

@@ -48,6 +48,7 @@ pub fn public_token_create(
         products: req.initial_products,
         days_requested,
         transactions: None,
+        history_ends: transactions.end_date,
     });
     let public_token = state.issue_public_token(&item_id);
     Ok(SandboxPublicTokenCreateResponse {
