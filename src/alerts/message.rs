@@ -86,7 +86,8 @@ impl AlertContext {
             },
             AlertCause::LoginRequired
             | AlertCause::PendingExpiration
-            | AlertCause::PendingDisconnect => Repair {
+            | AlertCause::PendingDisconnect
+            | AlertCause::NewAccounts => Repair {
                 action: "update_mode",
                 instructions: match &self.hosted_link {
                     Some(_) => format!(
@@ -117,11 +118,19 @@ impl AlertContext {
             AlertCause::PendingDisconnect => {
                 format!("{bank} will soon stop sharing your accounts with us.")
             }
+            AlertCause::NewAccounts => {
+                format!("You have accounts at {bank} that you have not shared with us yet.")
+            }
             _ => {
                 format!("Your {bank} accounts stopped updating: {bank} needs you to sign in again.")
             }
         };
-        format!("{why} It takes a minute: open the link and sign in to {bank} to reconnect.")
+        let then = if cause == AlertCause::NewAccounts {
+            "choose the accounts to share"
+        } else {
+            "reconnect"
+        };
+        format!("{why} It takes a minute: open the link and sign in to {bank} to {then}.")
     }
 
     /// One paragraph: who, which Item, why, since when, how to repair.
@@ -156,6 +165,9 @@ impl AlertContext {
                     .to_owned()
             }
             AlertCause::Revoked => "lost access: the user revoked permission".to_owned(),
+            AlertCause::NewAccounts => {
+                "has new accounts the user has not shared (NEW_ACCOUNTS_AVAILABLE)".to_owned()
+            }
         };
         format!(
             "Item {} (Plaid {}) at {institution} of user {user} {why}, since {}. To repair: {}.",

@@ -44,15 +44,19 @@ pub enum AlertCause {
     PendingDisconnect,
     /// The user revoked access (USER_PERMISSION_REVOKED).
     Revoked,
+    /// The institution has accounts the user has not shared yet (NEW_ACCOUNTS_AVAILABLE). Not a
+    /// status: the Item keeps syncing; it clears when the user goes through account selection.
+    NewAccounts,
 }
 
 impl AlertCause {
-    pub const ALL: [AlertCause; 5] = [
+    pub const ALL: [AlertCause; 6] = [
         Self::LoginRequired,
         Self::ItemError,
         Self::PendingExpiration,
         Self::PendingDisconnect,
         Self::Revoked,
+        Self::NewAccounts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,7 @@ impl AlertCause {
             Self::PendingExpiration => "pending_expiration",
             Self::PendingDisconnect => "pending_disconnect",
             Self::Revoked => "revoked",
+            Self::NewAccounts => "new_accounts",
         }
     }
 
@@ -73,8 +78,16 @@ impl AlertCause {
     pub fn needs_user(self) -> bool {
         matches!(
             self,
-            Self::LoginRequired | Self::PendingExpiration | Self::PendingDisconnect
+            Self::LoginRequired
+                | Self::PendingExpiration
+                | Self::PendingDisconnect
+                | Self::NewAccounts
         )
+    }
+
+    /// Tied to an Item status: entering the status raises it, leaving it resolves it.
+    pub fn follows_status(self) -> bool {
+        self != Self::NewAccounts
     }
 }
 

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use super::health::{decide, is_repair, Signal};
 use super::rows::{self, CredentialsError};
 use super::status::{transition, ItemStatus, StatusSource, Transition};
+use crate::alerts::AlertCause;
 use crate::crypto::TokenCipher;
 use crate::messages::Event;
 use crate::plaid::client::PlaidCallError;
@@ -212,6 +213,18 @@ async fn reconcile(
             plaid_item_id: &result.plaid_item_id,
         };
         crate::outbox::enqueue(&mut tx, Some(item_id), &event).await?;
+        // Only the user can share them (update mode with account selection): an alert that
+        // carries the link, like the other causes that need the user.
+        crate::alerts::raise(&mut tx, item_id, AlertCause::NewAccounts, None, None).await?;
+    }
+    let healthy = matches!(
+        decision.to,
+        ItemStatus::Active | ItemStatus::PendingExpiration
+    );
+    if healthy && matches!(signal, Signal::LinkSuccess | Signal::HostedLinkSuccess) {
+        // The user went through update mode, where Link offers the new accounts.
+        crate::alerts::resolve(&mut tx, item_id, &[AlertCause::NewAccounts], decision.cause)
+            .await?;
     }
     tx.commit().await?;
     result.to = decision.to;

@@ -95,7 +95,7 @@ pub async fn transition(
     let entered = alert_cause(change.to);
     let cleared: Vec<AlertCause> = AlertCause::ALL
         .into_iter()
-        .filter(|cause| Some(*cause) != entered)
+        .filter(|cause| cause.follows_status() && Some(*cause) != entered)
         .collect();
     crate::alerts::resolve(tx, item_id, &cleared, change.cause).await?;
     if let Some(cause) = entered {

@@ -126,15 +126,18 @@ impl HostedLinks {
         item_id: Uuid,
         alert_id: Option<Uuid>,
     ) -> Result<OpenedLink, HostedLinkError> {
-        let client_user_id = sqlx::query_scalar!(
-            "select client_user_id from items where id = $1 and status <> 'removed'",
+        let item = sqlx::query!(
+            "select client_user_id, new_accounts_available from items
+             where id = $1 and status <> 'removed'",
             item_id
         )
         .fetch_optional(self.db())
         .await?
-        .ok_or(HostedLinkError::NotFound(item_id))?
+        .ok_or(HostedLinkError::NotFound(item_id))?;
         // Plaid requires a user; Items linked elsewhere may not have one stored.
-        .unwrap_or_else(|| format!("plaidhook-item-{item_id}"));
+        let client_user_id = item
+            .client_user_id
+            .unwrap_or_else(|| format!("plaidhook-item-{item_id}"));
         let mut conn = self.db().acquire().await?;
         let access_token = rows::credentials(&mut conn, &self.reconciler.tokens, item_id)
             .await?
@@ -158,7 +161,8 @@ impl HostedLinks {
             access_token: Some(access_token),
             redirect_uri: None,
             update: Some(LinkTokenUpdate {
-                account_selection_enabled: None,
+                // Link offers the accounts the user has not shared yet.
+                account_selection_enabled: item.new_accounts_available.then_some(true),
                 reauthorization_enabled: None,
             }),
             transactions: None,

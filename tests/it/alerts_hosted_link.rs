@@ -458,3 +458,55 @@ async fn a_user_repairs_the_login_in_a_real_browser_from_the_alerts_link() {
     assert_eq!(events(&received, "alert.resolved").len(), 1, "{received:?}");
     h.app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn new_accounts_raise_an_alert_with_a_link_that_selection_through_hosted_link_resolves() {
+    let receiver = AlertReceiver::start().await;
+    let h = start(&[("PLAIDHOOK__ALERTS__WEBHOOK_URL", receiver.url.as_str())]).await;
+    let (item_id, plaid_item_id) = h.link_settled("user-hl-6").await;
+    deliver(
+        &h,
+        json!({
+            "webhook_type": "ITEM", "webhook_code": "NEW_ACCOUNTS_AVAILABLE",
+            "item_id": plaid_item_id, "error": null, "environment": "sandbox",
+        }),
+    )
+    .await;
+    let received = receiver
+        .until(WITHIN, |r| !events(r, "alert.raised").is_empty())
+        .await;
+    let raised = events(&received, "alert.raised");
+    assert_eq!(raised.len(), 1, "{received:?}");
+    let alert = &raised[0]["alert"];
+    assert_eq!(alert["cause"], "new_accounts");
+    assert!(alert["repair"]["hosted_link"]["url"].is_string(), "{alert}");
+    let words = alert["repair"]["user_message"].as_str().unwrap();
+    assert!(words.contains("choose the accounts"), "{words}");
+    assert_eq!(
+        h.item(item_id).await["status"],
+        "active",
+        "the Item keeps syncing"
+    );
+    let link_token = open_session(&h, item_id).await;
+
+    deliver(
+        &h,
+        session_finished(&link_token, "SUCCESS", "session-select"),
+    )
+    .await;
+    let received = receiver
+        .until(WITHIN, |r| !events(r, "alert.resolved").is_empty())
+        .await;
+    let resolved = events(&received, "alert.resolved");
+    assert_eq!(resolved.len(), 1, "{received:?}");
+    assert_eq!(resolved[0]["alert"]["resolution"], "user_repaired");
+    let still_new: bool =
+        sqlx::query_scalar("select new_accounts_available from items where id = $1")
+            .bind(item_id)
+            .fetch_one(&h.app.db)
+            .await
+            .unwrap();
+    assert!(!still_new, "account selection done");
+    assert_eq!(h.alert_counts(item_id, "new_accounts").await, (0, 1));
+    h.app.stop().await.unwrap();
+}
