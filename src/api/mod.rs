@@ -263,6 +263,12 @@ pub fn require_text(field: &str, value: &str, max: usize) -> Result<(), ApiError
             "`{field}` must be at most {max} characters"
         )));
     }
+    // PostgreSQL's text cannot hold NUL: refused here, not as a 503 from the database.
+    if value.contains('\0') {
+        return Err(ApiError::BadRequest(format!(
+            "`{field}` must not contain NUL characters"
+        )));
+    }
     Ok(())
 }
 

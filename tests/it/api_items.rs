@@ -87,6 +87,12 @@ async fn items_are_found_by_the_apps_user_and_by_plaids_id_and_know_their_last_w
         .call(Method::GET, "/api/v1/items?client_user_id=%20", None)
         .await;
     assert_eq!(status, 400, "{blank}");
+    // PostgreSQL's text cannot hold NUL (schemathesis found the 503 this used to be).
+    let (status, nul) = h
+        .call(Method::GET, "/api/v1/items?client_user_id=a%00b", None)
+        .await;
+    assert_eq!(status, 400, "{nul}");
+    assert_eq!(nul["error"]["code"], "bad_request", "{nul}");
 
     // A TRANSACTIONS webhook (the bank moved on) is the Item's last webhook. The Item's first
     // fetch (INITIAL_UPDATE, HISTORICAL_UPDATE …) already set it once.
