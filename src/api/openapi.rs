@@ -98,6 +98,20 @@ fn with_operation_ids_and_links(mut document: Value) -> Value {
             .into()
     };
     let paths = &mut document["paths"];
+    // Operations that call Plaid on the caller's behalf meet Plaid's rate limits (per Item
+    // and per client, e.g. ITEM_GET_LIMIT on link-success), answered 429 with Retry-After.
+    for (path, method) in [
+        ("/api/v1/link/token", "post"),
+        ("/api/v1/link/exchange", "post"),
+        ("/api/v1/items/{item_id}/link-token", "post"),
+        ("/api/v1/items/{item_id}/link-success", "post"),
+        ("/api/v1/items/{item_id}", "delete"),
+        ("/api/v1/items/{item_id}/remove", "post"),
+    ] {
+        paths[path][method]["responses"]["429"] = rate_limited(
+            "Plaid's rate limit on the call plaidhook makes for this request (`rate_limited`)",
+        );
+    }
     paths["/api/v1/link/exchange"]["post"]["responses"]["201"]["links"] =
         links("$response.body#/item_id");
     paths["/api/v1/link/exchange"]["post"]["responses"]["400"] = error_response(
