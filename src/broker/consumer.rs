@@ -116,6 +116,24 @@ impl ConsumerSpec {
     }
 }
 
+/// [`run`] for a consumer whose handler is a method of shared state: `handle(state, message)`
+/// with `state` one `Arc` cloned per message.
+pub async fn run_shared<S, H, Fut>(
+    broker: Broker,
+    publisher: Arc<Publisher>,
+    spec: ConsumerSpec,
+    state: Arc<S>,
+    handle: H,
+    shutdown: CancellationToken,
+) where
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, Message) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let handler = move |message| handle(state.clone(), message);
+    run(broker, publisher, spec, handler, shutdown).await;
+}
+
 /// Consumes `spec.queue` until `shutdown`, running `handler` on up to `prefetch` messages at
 /// once. Reconnects (and resumes) when the broker goes away. In-flight messages finish before
 /// this returns.

@@ -49,15 +49,12 @@ impl ItemsConsumer {
             queue,
             ITEMS_PREFETCH.min(prefetch),
         );
-        let consumer = Arc::new(self);
-        consumer::run(
+        consumer::run_shared(
             broker,
             publisher,
             spec,
-            move |message| {
-                let consumer = consumer.clone();
-                async move { consumer.handle(message).await }
-            },
+            Arc::new(self),
+            |consumer, message| async move { consumer.handle(message).await },
             shutdown,
         )
         .await;

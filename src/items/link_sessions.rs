@@ -64,15 +64,12 @@ impl LinkSessionsConsumer {
             queue,
             LINK_PREFETCH.min(prefetch),
         );
-        let consumer = Arc::new(self);
-        consumer::run(
+        consumer::run_shared(
             broker,
             publisher,
             spec,
-            move |message| {
-                let consumer = consumer.clone();
-                async move { consumer.handle(message).await }
-            },
+            Arc::new(self),
+            |consumer, message| async move { consumer.handle(message).await },
             shutdown,
         )
         .await;

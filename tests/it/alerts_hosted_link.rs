@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::helpers::item_truth::{deliver, set_login_required};
 use reqwest::Method;
 use serde_json::{json, Value};
 use testkit::alerts::AlertReceiver;
@@ -17,42 +18,12 @@ fn events<'a>(received: &'a [Value], event: &str) -> Vec<&'a Value> {
     received.iter().filter(|b| b["event"] == event).collect()
 }
 
-/// Posts a webhook signed by the simulator's key straight to the ingress, so the test chooses
-/// the order.
-async fn deliver(h: &Harness, body: Value) {
-    let signed = h.app.sim().signed_webhook(&body);
-    let response = h
-        .app
-        .http
-        .post(h.app.public_url("/webhooks/plaid"))
-        .header("Plaid-Verification", signed.plaid_verification)
-        .body(signed.body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-}
-
 fn session_finished(link_token: &str, status: &str, session: &str) -> Value {
     json!({
         "webhook_type": "LINK", "webhook_code": "SESSION_FINISHED", "status": status,
         "link_session_id": session, "link_token": link_token, "public_tokens": [],
         "environment": "sandbox",
     })
-}
-
-/// Sets what `/item/get` reports for the Item without the simulator sending a webhook.
-fn set_truth(h: &Harness, plaid_item_id: &str, broken: bool) {
-    use plaidhook::plaid::{ErrorCode, ErrorType, PlaidError};
-    h.app.sim().with_state(|s| {
-        s.items.get_mut(plaid_item_id).unwrap().error = broken.then(|| {
-            PlaidError::new(
-                ErrorType::ItemError,
-                ErrorCode::ItemLoginRequired,
-                "relogin",
-            )
-        });
-    });
 }
 
 /// The link token of the Item's open Hosted Link session, once there is one.
@@ -101,6 +72,32 @@ async fn broken_and_announced(h: &Harness, receiver: &AlertReceiver, plaid_item_
     let raised = events(&received, "alert.raised");
     assert_eq!(raised.len(), 1, "{received:?}");
     raised[0]["alert"].clone()
+}
+
+/// After a repair: one `alert.resolved` delivery beside the one `alert.raised`, the Item settled
+/// in `active` with its alert closed, and exactly one sync since `repaired_at`.
+async fn assert_repaired_once(
+    h: &Harness,
+    receiver: &AlertReceiver,
+    (item_id, plaid_item_id): (Uuid, &str),
+    repaired_at: chrono::DateTime<chrono::Utc>,
+) {
+    let received = receiver
+        .until(WITHIN, |r| !events(r, "alert.resolved").is_empty())
+        .await;
+    assert_eq!(events(&received, "alert.resolved").len(), 1, "{received:?}");
+    assert!(h.settled(item_id, plaid_item_id, WITHIN).await);
+    let item = h.item(item_id).await;
+    assert_eq!(item["status"], "active", "{item}");
+    assert_eq!(h.alert_counts(item_id, "login_required").await, (0, 1));
+    assert_eq!(
+        runs_since(h, item_id, repaired_at).await,
+        1,
+        "one sync after the repair"
+    );
+    let received = receiver.received();
+    assert_eq!(events(&received, "alert.raised").len(), 1, "{received:?}");
+    assert_eq!(events(&received, "alert.resolved").len(), 1, "{received:?}");
 }
 
 #[tokio::test]
@@ -176,7 +173,7 @@ async fn session_finished_before_or_after_the_item_webhook_or_twice_ends_as_plai
     assert_eq!(h.alert_counts(item_id, "login_required").await, (1, 1));
 
     // Plaid has the login back; the same SESSION_FINISHED comes again (Plaid retries), twice.
-    set_truth(&h, &plaid_item_id, false);
+    set_login_required(&h, &plaid_item_id, false);
     let repaired_at = chrono::Utc::now();
     deliver(
         &h,
@@ -216,22 +213,8 @@ async fn session_finished_before_or_after_the_item_webhook_or_twice_ends_as_plai
         }),
     )
     .await;
-    let received = receiver
-        .until(WITHIN, |r| !events(r, "alert.resolved").is_empty())
-        .await;
-    assert_eq!(events(&received, "alert.resolved").len(), 1, "{received:?}");
-    assert!(h.settled(item_id, &plaid_item_id, WITHIN).await);
-    let item = h.item(item_id).await;
-    assert_eq!(item["status"], "active", "{item}");
-    assert_eq!(h.alert_counts(item_id, "login_required").await, (0, 1));
-    assert_eq!(
-        runs_since(&h, item_id, repaired_at).await,
-        1,
-        "one sync after the repair, however many SESSION_FINISHED came"
-    );
-    let received = receiver.received();
-    assert_eq!(events(&received, "alert.raised").len(), 1, "{received:?}");
-    assert_eq!(events(&received, "alert.resolved").len(), 1, "{received:?}");
+    // However many SESSION_FINISHED came.
+    assert_repaired_once(&h, &receiver, (item_id, &plaid_item_id), repaired_at).await;
     h.app.stop().await.unwrap();
 }
 
@@ -447,15 +430,7 @@ async fn a_user_repairs_the_login_in_a_real_browser_from_the_alerts_link() {
     let resolved = events(&received, "alert.resolved");
     assert_eq!(resolved.len(), 1, "{received:?}");
     assert_eq!(resolved[0]["alert"]["resolution"], "user_repaired");
-    assert!(h.settled(item_id, &plaid_item_id, WITHIN).await);
-    assert_eq!(
-        runs_since(&h, item_id, repaired_at).await,
-        1,
-        "one sync after the repair"
-    );
-    let received = receiver.received();
-    assert_eq!(events(&received, "alert.raised").len(), 1, "{received:?}");
-    assert_eq!(events(&received, "alert.resolved").len(), 1, "{received:?}");
+    assert_repaired_once(&h, &receiver, (item_id, &plaid_item_id), repaired_at).await;
     h.app.stop().await.unwrap();
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::helpers::item_truth::{deliver, set_login_required};
 use reqwest::Method;
 use serde_json::Value;
 use testkit::alerts::AlertReceiver;
@@ -292,22 +293,6 @@ async fn alert_deliveries_are_retried_with_backoff_until_the_receiver_accepts() 
     h.app.stop().await.unwrap();
 }
 
-/// Posts an ITEM webhook signed by the simulator's key straight to the ingress, in the order
-/// the test chooses (the simulator's own reordering delivers concurrently).
-async fn deliver(h: &Harness, body: Value) {
-    let signed = h.app.sim().signed_webhook(&body);
-    let response = h
-        .app
-        .http
-        .post(h.app.public_url("/webhooks/plaid"))
-        .header("Plaid-Verification", signed.plaid_verification)
-        .body(signed.body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-}
-
 fn item_webhook(plaid_item_id: &str, code: &str) -> Value {
     let mut body = serde_json::json!({
         "webhook_type": "ITEM", "webhook_code": code, "item_id": plaid_item_id,
@@ -323,28 +308,13 @@ fn item_webhook(plaid_item_id: &str, code: &str) -> Value {
     body
 }
 
-/// Sets what `/item/get` reports for the Item without the simulator sending a webhook.
-fn set_truth(h: &Harness, plaid_item_id: &str, broken: bool) {
-    use plaidhook::plaid::{ErrorCode, ErrorType, PlaidError};
-    h.app.sim().with_state(|s| {
-        s.items.get_mut(plaid_item_id).unwrap().error = broken.then(|| {
-            PlaidError::new(
-                ErrorType::ItemError,
-                ErrorCode::ItemLoginRequired,
-                "relogin",
-            )
-            .with_status(400)
-        });
-    });
-}
-
 #[tokio::test]
 async fn login_repaired_before_error_and_ten_copies_of_error_follow_item_get_with_one_alert() {
     let h = start(&[]).await;
     let (item_id, plaid_item_id) = linked_and_synced(&h, "user-hints").await;
 
     // Plaid says broken; the first webhook to arrive is a (stale) LOGIN_REPAIRED.
-    set_truth(&h, &plaid_item_id, true);
+    set_login_required(&h, &plaid_item_id, true);
     deliver(&h, item_webhook(&plaid_item_id, "LOGIN_REPAIRED")).await;
     reconciled(&h, item_id, 1).await;
     // The /item/get call is logged before its reconciliation commits: wait for the status.
@@ -363,7 +333,7 @@ async fn login_repaired_before_error_and_ten_copies_of_error_follow_item_get_wit
     assert_eq!(h.alert_counts(item_id, "login_required").await, (1, 1));
 
     // Plaid says healthy again; a late ERROR does not break the Item.
-    set_truth(&h, &plaid_item_id, false);
+    set_login_required(&h, &plaid_item_id, false);
     deliver(&h, item_webhook(&plaid_item_id, "ERROR")).await;
     reconciled(&h, item_id, 12).await;
     let item = h
