@@ -161,6 +161,71 @@ async fn with_webhooks_waiting_in_the_spool_and_the_database_failing_a_webhook_s
     drop(database);
 }
 
+/// A connection can stop working without closing: a link that carries nothing any more, or the
+/// AMQP client's own I/O loop stuck. With heartbeats off nothing in the client would ever notice,
+/// so this also stands for the client deadlocking on itself. The process gives the connection up
+/// after `rabbitmq.stall_after_ms` and carries on on a new one: the webhook accepted meanwhile
+/// (into the spool) is relayed, the consumers come back, and the Item catches up. Without the
+/// replacement nothing would resume: the frozen connection is never closed by either end until
+/// the broker gives up on it, which here happens only after the replacement was seen.
+#[tokio::test]
+async fn a_broker_connection_that_goes_silent_is_replaced_and_the_item_ends_equal_to_plaid() {
+    let world = World::new(testkit::world::sim_config()).await;
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    proxy.bring_up();
+    // heartbeat=0: no heartbeats, so only plaidhook's own probe can tell the link went silent.
+    let broker = format!("amqp://guest:guest@{}/%2f?heartbeat=0", proxy.addr);
+    let node = world
+        .node(
+            Role::All,
+            &[
+                ("PLAIDHOOK__RABBITMQ__URL", &broker),
+                ("PLAIDHOOK__RABBITMQ__PUBLISH_TIMEOUT_MS", "500"),
+                ("PLAIDHOOK__RABBITMQ__STALL_AFTER_MS", "3000"),
+            ],
+        )
+        .await;
+    let item = linked_and_synced(&world, &node).await;
+    let replaced_before = node
+        .counter("plaidhook_broker_connections_replaced_total")
+        .await;
+
+    // The link goes silent: no byte either way, no close; new connections still get through.
+    proxy.freeze_live_connections();
+    let accepted = advance_and_deliver(&world, &item, 2).await;
+    assert!(
+        accepted,
+        "the webhook was answered 200 over a silent broker link"
+    );
+
+    let replaced = world
+        .eventually(Duration::from_secs(60), || async {
+            node.counter("plaidhook_broker_connections_replaced_total")
+                .await
+                > replaced_before
+        })
+        .await;
+    assert!(
+        replaced,
+        "the silent connection was replaced while still open"
+    );
+    let relayed = world
+        .eventually(Duration::from_secs(60), || async {
+            node.spool_depth().await == 0
+        })
+        .await;
+    assert!(
+        relayed,
+        "the webhook spooled over the silent link went out on the new connection"
+    );
+    // In the end the broker closes the silent connection (its heartbeat timeout), and what was
+    // delivered on it and never acknowledged goes to the new consumers.
+    proxy.cut_frozen_connections();
+    world.assert_in_step(&item, Duration::from_secs(60)).await;
+    node.stop().await.unwrap();
+    world.finish().await;
+}
+
 /// Links an Item whose webhooks go to `node`, and waits for its first sync.
 async fn linked_and_synced(world: &World, node: &Node) -> Linked {
     let item = world.link(Some(node.webhook_url()), 300).await;
