@@ -41,3 +41,7 @@ create index sync_staging_events_idx on sync_staging (run_id, change, transactio
 
 -- Of a run's fetch_ms, the time spent staging its pages.
 alter table sync_runs add column staging_ms integer not null default 0;
+
+-- A large run's events are chunks of hundreds of kilobytes of jsonb, compressed as they are
+-- stored: lz4 compresses them several times faster than the default pglz (new values only).
+alter table outbox alter column payload set compression lz4;
