@@ -204,7 +204,8 @@ impl<'a> Columns<'a> {
                 self.authorized_datetime.push(t.authorized_datetime);
                 self.name.push(Some(t.name.as_str()));
                 self.merchant_name.push(t.merchant_name.as_deref());
-                self.merchant_entity_id.push(t.merchant_entity_id.as_deref());
+                self.merchant_entity_id
+                    .push(t.merchant_entity_id.as_deref());
                 self.payment_channel.push(Some(t.payment_channel.as_str()));
                 let category = t.personal_finance_category.as_ref();
                 self.category_primary
@@ -248,8 +249,12 @@ impl<'a> Columns<'a> {
         &self,
         run_id: Uuid,
         item_id: Uuid,
-    ) -> sqlx::query::QueryAs<'_, sqlx::Postgres, (String, Option<String>), sqlx::postgres::PgArguments>
-    {
+    ) -> sqlx::query::QueryAs<
+        '_,
+        sqlx::Postgres,
+        (String, Option<String>),
+        sqlx::postgres::PgArguments,
+    > {
         sqlx::query_as(
             r#"insert into sync_staging as s (run_id, item_id, transaction_id, change, account_id,
                     amount, iso_currency_code, unofficial_currency_code, date, authorized_date,
@@ -372,12 +377,7 @@ mod tests {
         let page = page(&["a", "b"], &["c"], &["d"]);
         assert_eq!(
             shape(&page),
-            owned(&[&[
-                ("a", ADDED),
-                ("b", ADDED),
-                ("c", MODIFIED),
-                ("d", REMOVED)
-            ]])
+            owned(&[&[("a", ADDED), ("b", ADDED), ("c", MODIFIED), ("d", REMOVED)]])
         );
     }
 

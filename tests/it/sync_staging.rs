@@ -39,10 +39,9 @@ fn page(added: Vec<Value>, modified: Vec<Value>, removed: Vec<Value>, more: bool
         "next_cursor": "cursor-next", "has_more": more, "request_id": "req"
     });
     // Amounts as JSON numbers with their decimals, as Plaid sends them.
-    page.to_string().replace("\"amount\":\"", "\"amount\":").replace(
-        "\",\"date\"",
-        ",\"date\"",
-    )
+    page.to_string()
+        .replace("\"amount\":\"", "\"amount\":")
+        .replace("\",\"date\"", ",\"date\"")
 }
 
 /// What a walk of the pages in order gives: the net changes, as subscribers must hear them.
@@ -79,7 +78,11 @@ async fn pages_that_revise_and_remove_the_same_transactions_apply_as_a_walk_of_t
     let world = World::new(sim_config()).await;
     let item = world.link(None, 0).await;
     // Already stored before this run: one the run modifies, one it removes, one it leaves.
-    for (id, amount) in [("old-mod", "1.00"), ("old-rm", "2.00"), ("old-keep", "3.00")] {
+    for (id, amount) in [
+        ("old-mod", "1.00"),
+        ("old-rm", "2.00"),
+        ("old-keep", "3.00"),
+    ] {
         sqlx::query(
             "insert into transactions (transaction_id, item_id, account_id, amount, date, pending, raw)
              values ($1, $2, 'acc-1', $3::numeric, '2026-11-01', false, $4)",
@@ -95,7 +98,11 @@ async fn pages_that_revise_and_remove_the_same_transactions_apply_as_a_walk_of_t
     let pages = vec![
         // "a" added, "b" added, "old-mod" modified; "c" added then modified within one page.
         page(
-            vec![txn("a", "10.10", "v1"), txn("b", "20.00", "v1"), txn("c", "1.5", "v1")],
+            vec![
+                txn("a", "10.10", "v1"),
+                txn("b", "20.00", "v1"),
+                txn("c", "1.5", "v1"),
+            ],
             vec![txn("old-mod", "1.25", "v2"), txn("c", "1.75", "v2")],
             vec![],
             true,
@@ -370,13 +377,12 @@ async fn what_a_killed_worker_staged_never_reaches_the_next_run_and_is_deleted_b
     assert!(mid_sync, "the worker staged a page");
     doomed.kill().expect("SIGKILL");
     doomed.wait().unwrap();
-    let dead_run: Uuid = sqlx::query_scalar(
-        "select id from sync_runs where item_id = $1 and outcome = 'running'",
-    )
-    .bind(item.id)
-    .fetch_one(&world.db)
-    .await
-    .unwrap();
+    let dead_run: Uuid =
+        sqlx::query_scalar("select id from sync_runs where item_id = $1 and outcome = 'running'")
+            .bind(item.id)
+            .fetch_one(&world.db)
+            .await
+            .unwrap();
     // Make the dead run's rows unmistakable: a transaction Plaid never had, and a staged
     // version of a real one that differs from Plaid's.
     sqlx::query(
@@ -398,7 +404,10 @@ async fn what_a_killed_worker_staged_never_reaches_the_next_run_and_is_deleted_b
     .execute(&world.db)
     .await
     .unwrap();
-    assert!(world.stored(&item).await.is_empty(), "nothing was committed");
+    assert!(
+        world.stored(&item).await.is_empty(),
+        "nothing was committed"
+    );
 
     let survivor = world.node(Role::Worker, &[]).await;
     world.assert_in_step(&item, WITHIN).await;
