@@ -5,7 +5,8 @@
 //! round, in one worker across replicas (a lease), deletes in batches of `retention.batch`
 //! rows, so no statement holds locks or writes WAL for long, and counts what it deleted
 //! (`plaidhook_retention_deleted_total{table}`). Rows that still matter are never candidates:
-//! unpublished outbox rows, running sync runs.
+//! unpublished outbox rows, running sync runs. Each round also deletes the staged pages
+//! (`sync_staging`) of sync runs no longer running.
 
 use std::time::Duration;
 
@@ -57,6 +58,12 @@ impl Retention {
             return Ok(None);
         }
         let pruned = self.prune().await;
+        // Staged pages of sync runs that died, and of clean-ups that failed.
+        match crate::sync::staging::sweep(&self.db).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "retention deleted staged rows of finished sync runs"),
+            Err(error) => tracing::warn!(error = %error, "could not sweep sync staging"),
+        }
         if let Err(error) = crate::store::release_lease(&self.db, LEASE, self.id).await {
             tracing::warn!(error = %error, "could not release the retention lease");
         }

@@ -4,25 +4,23 @@
 //! a sync that dies before the commit leaves the Item exactly as it was, cursor included, and
 //! the next one fetches the same changes again.
 //!
-//! Upserts are batched as `UNNEST` of per-column arrays: one bind parameter per column whatever
-//! the batch size (so PostgreSQL's 65,535-parameter limit never applies), and the fastest
-//! upsert measured here. The fetch already merged pages, so no batch touches a key twice
-//! (`ON CONFLICT DO UPDATE` refuses that).
+//! The changes are the run's rows of `sync_staging`, staged page by page during the fetch and
+//! merged there (one row per transaction, so `ON CONFLICT DO UPDATE` never meets a key twice):
+//! the transaction applies them set-based, one statement for the upserts and one for the
+//! removals, and builds its events from them, without the worker ever holding the run.
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::Decimal;
 use sqlx::{Connection, PgConnection, Postgres, Transaction as PgTransaction};
 use uuid::Uuid;
 
 use super::events;
-use super::fetch::{ChangeKind, Fetched, Progress};
+use super::fetch::{Fetched, Progress};
 use super::runs::{self, RunOutcome, RunRecord};
+use super::staging::{self, Totals};
 use crate::config::SyncSettings;
 use crate::items::accounts::{self, BalancesAt};
 use crate::messages::ItemStatus;
-use crate::plaid::{Raw, RemovedTransaction, Transaction};
 use crate::telemetry::names;
 
 /// Who and what a commit is for.
@@ -77,43 +75,41 @@ pub async fn commit(
     };
 
     let write_started = std::time::Instant::now();
-    let upserts: Vec<&Raw<Transaction>> =
-        fetched.changes.upserts.values().map(|(_, t)| t).collect();
-    for batch in upserts.chunks(settings.upsert_batch) {
-        upsert_transactions(&mut tx, item_id, batch).await?;
-    }
-    let removed_ids: Vec<String> = fetched.changes.removed.keys().cloned().collect();
-    if !removed_ids.is_empty() {
-        sqlx::query!(
-            "delete from transactions where item_id = $1 and transaction_id = any($2)",
-            item_id,
-            &removed_ids
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    let mut fetched = fetched;
+    let run_id = commit.run_id;
+    upsert_transactions(&mut tx, item_id, run_id).await?;
+    sqlx::query(
+        "delete from transactions t using sync_staging s
+         where s.run_id = $2 and s.change = 'r' and t.transaction_id = s.transaction_id
+           and t.item_id = $1",
+    )
+    .bind(item_id)
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    let mut totals = fetched.totals;
     if commit.progress.cursor_reset {
         // A full re-sync lists everything the Item has; whatever else we hold was removed
         // while our cursor was not accepted. Subscribers hear of each such removal in the
-        // event, like any other, so the event stream stays equal to the database.
-        let kept: Vec<String> = fetched.changes.upserts.keys().cloned().collect();
-        let pruned = sqlx::query!(
-            "delete from transactions where item_id = $1 and transaction_id <> all($2)
-             returning transaction_id, account_id",
-            item_id,
-            &kept
+        // event, like any other, so the event stream stays equal to the database: it is staged
+        // as one.
+        let pruned = sqlx::query(
+            "with pruned as (
+                 delete from transactions t where t.item_id = $1 and not exists (
+                     select 1 from sync_staging s
+                     where s.run_id = $2 and s.transaction_id = t.transaction_id
+                       and s.change <> 'r')
+                 returning t.transaction_id, t.account_id)
+             insert into sync_staging (run_id, item_id, transaction_id, change, account_id)
+             select $2, $1, transaction_id, 'r', account_id from pruned
+             on conflict (run_id, transaction_id) do nothing",
         )
-        .fetch_all(&mut *tx)
-        .await?;
-        tracing::info!(item.id = %item_id, pruned = pruned.len(), "cursor reset: full re-sync applied");
-        for row in pruned {
-            let removed = RemovedTransaction {
-                transaction_id: row.transaction_id.as_str().into(),
-                account_id: row.account_id.as_str().into(),
-            };
-            fetched.changes.removed.insert(row.transaction_id, removed);
-        }
+        .bind(item_id)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tracing::info!(item.id = %item_id, pruned, "cursor reset: full re-sync applied");
+        totals.removed += pruned as usize;
     }
     accounts::upsert(&mut tx, item_id, &fetched.accounts, BalancesAt::AsPlaidSays).await?;
 
@@ -122,12 +118,11 @@ pub async fn commit(
         crate::items::on_sync_succeeded(&mut tx, item_id).await?;
     }
 
-    let changes = &fetched.changes;
-    let (added, modified, removed) = (
-        changes.count(ChangeKind::Added),
-        changes.count(ChangeKind::Modified),
-        changes.removed.len(),
-    );
+    let Totals {
+        added,
+        modified,
+        removed,
+    } = totals;
     let rows_written = write_started.elapsed();
     events::enqueue_synced(
         &mut tx,
@@ -138,7 +133,7 @@ pub async fn commit(
             trigger: commit.trigger,
             cursor_reset: commit.progress.cursor_reset,
         },
-        changes,
+        totals,
         settings.event_chunk_size,
     )
     .await?;
@@ -160,11 +155,17 @@ pub async fn commit(
     )
     .await?;
     tx.commit().await?;
+    let committed = write_started.elapsed();
+    // Best effort: rows a failed clean-up leaves are swept by the Item's next run or retention.
+    if let Err(error) = staging::discard(conn, run_id).await {
+        tracing::warn!(item.id = %item_id, error = %error, "could not delete the run's staged rows");
+    }
     tracing::debug!(
         item.id = %item_id,
         rows_ms = rows_written.as_millis() as u64,
         events_ms = events_written.as_millis() as u64,
-        commit_ms = (write_started.elapsed() - rows_written - events_written).as_millis() as u64,
+        commit_ms = (committed - rows_written - events_written).as_millis() as u64,
+        cleanup_ms = (write_started.elapsed() - committed).as_millis() as u64,
         "sync transaction written"
     );
     metrics::counter!(names::SYNC_TRANSACTIONS, "change" => "added").increment(added as u64);
@@ -177,92 +178,25 @@ pub async fn commit(
     })
 }
 
-/// Per-column arrays of one batch.
-#[derive(Default)]
-struct Columns {
-    transaction_id: Vec<String>,
-    account_id: Vec<String>,
-    amount: Vec<Decimal>,
-    iso_currency_code: Vec<Option<String>>,
-    unofficial_currency_code: Vec<Option<String>>,
-    date: Vec<NaiveDate>,
-    authorized_date: Vec<Option<NaiveDate>>,
-    datetime: Vec<Option<DateTime<Utc>>>,
-    authorized_datetime: Vec<Option<DateTime<Utc>>>,
-    name: Vec<String>,
-    merchant_name: Vec<Option<String>>,
-    merchant_entity_id: Vec<Option<String>>,
-    payment_channel: Vec<String>,
-    category_primary: Vec<Option<String>>,
-    category_detailed: Vec<Option<String>>,
-    pending: Vec<bool>,
-    pending_transaction_id: Vec<Option<String>>,
-    raw: Vec<String>,
-}
-
-impl Columns {
-    fn push(&mut self, sent: &Raw<Transaction>) {
-        let t: &Transaction = sent;
-        self.transaction_id
-            .push(t.transaction_id.as_str().to_owned());
-        self.account_id.push(t.account_id.as_str().to_owned());
-        self.amount.push(t.amount);
-        self.iso_currency_code.push(t.iso_currency_code.clone());
-        self.unofficial_currency_code
-            .push(t.unofficial_currency_code.clone());
-        self.date.push(t.date);
-        self.authorized_date.push(t.authorized_date);
-        self.datetime.push(t.datetime);
-        self.authorized_datetime.push(t.authorized_datetime);
-        self.name.push(t.name.clone());
-        self.merchant_name.push(t.merchant_name.clone());
-        self.merchant_entity_id.push(t.merchant_entity_id.clone());
-        self.payment_channel
-            .push(t.payment_channel.as_str().to_owned());
-        let category = t.personal_finance_category.as_ref();
-        self.category_primary
-            .push(category.map(|c| c.primary.clone()));
-        self.category_detailed
-            .push(category.map(|c| c.detailed.clone()));
-        self.pending.push(t.pending);
-        self.pending_transaction_id.push(
-            t.pending_transaction_id
-                .as_ref()
-                .map(|id| id.as_str().to_owned()),
-        );
-        // Plaid's JSON as received (unknown fields, nulls and decimals kept), parsed once by
-        // PostgreSQL into jsonb.
-        self.raw.push(sent.json().get().to_owned());
-    }
-}
-
+/// Upserts the run's staged additions and modifications, set-based: the rows are in the
+/// database already, parsed (their `raw` jsonb included), one per transaction.
 async fn upsert_transactions(
     tx: &mut PgTransaction<'_, Postgres>,
     item_id: Uuid,
-    batch: &[&Raw<Transaction>],
+    run_id: Uuid,
 ) -> Result<(), sqlx::Error> {
-    let mut c = Columns::default();
-    for t in batch {
-        c.push(t);
-    }
-    sqlx::query!(
+    sqlx::query(
         r#"insert into transactions (transaction_id, item_id, account_id, amount, iso_currency_code,
                 unofficial_currency_code, date, authorized_date, datetime, authorized_datetime, name,
                 merchant_name, merchant_entity_id, payment_channel, category_primary,
                 category_detailed, pending, pending_transaction_id, raw)
-           select t.transaction_id, $1, t.account_id, t.amount, t.iso_currency_code,
-                  t.unofficial_currency_code, t.date, t.authorized_date, t.datetime,
-                  t.authorized_datetime, t.name, t.merchant_name, t.merchant_entity_id,
-                  t.payment_channel, t.category_primary, t.category_detailed, t.pending,
-                  t.pending_transaction_id, t.raw::jsonb
-           from unnest($2::text[], $3::text[], $4::numeric[], $5::text[], $6::text[], $7::date[],
-                       $8::date[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[],
-                       $13::text[], $14::text[], $15::text[], $16::text[], $17::bool[], $18::text[],
-                       $19::text[])
-                as t(transaction_id, account_id, amount, iso_currency_code, unofficial_currency_code,
-                     date, authorized_date, datetime, authorized_datetime, name, merchant_name,
-                     merchant_entity_id, payment_channel, category_primary, category_detailed,
-                     pending, pending_transaction_id, raw)
+           select s.transaction_id, $1, s.account_id, s.amount, s.iso_currency_code,
+                  s.unofficial_currency_code, s.date, s.authorized_date, s.datetime,
+                  s.authorized_datetime, s.name, s.merchant_name, s.merchant_entity_id,
+                  s.payment_channel, s.category_primary, s.category_detailed, s.pending,
+                  s.pending_transaction_id, s.raw
+           from sync_staging s
+           where s.run_id = $2 and s.change <> 'r'
            on conflict (transaction_id) do update set
                 account_id = excluded.account_id,
                 amount = excluded.amount,
@@ -283,26 +217,9 @@ async fn upsert_transactions(
                 raw = excluded.raw
            -- A transaction id belongs to one Item; never let another Item's sync overwrite it.
            where transactions.item_id = excluded.item_id"#,
-        item_id,
-        &c.transaction_id,
-        &c.account_id,
-        &c.amount,
-        &c.iso_currency_code as &[Option<String>],
-        &c.unofficial_currency_code as &[Option<String>],
-        &c.date,
-        &c.authorized_date as &[Option<NaiveDate>],
-        &c.datetime as &[Option<DateTime<Utc>>],
-        &c.authorized_datetime as &[Option<DateTime<Utc>>],
-        &c.name,
-        &c.merchant_name as &[Option<String>],
-        &c.merchant_entity_id as &[Option<String>],
-        &c.payment_channel,
-        &c.category_primary as &[Option<String>],
-        &c.category_detailed as &[Option<String>],
-        &c.pending,
-        &c.pending_transaction_id as &[Option<String>],
-        &c.raw,
     )
+    .bind(item_id)
+    .bind(run_id)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -1,19 +1,18 @@
 //! Fetching one sync's worth of changes from `/transactions/sync`.
 //!
-//! From the Item's stored cursor, pages of `sync.page_size` until `has_more` is false, merged as
-//! they come (a later page wins over an earlier one for the same transaction, so each
-//! transaction appears once in the result and a batch upsert never touches a key twice). Plaid's
+//! From the Item's stored cursor, pages of `sync.page_size` until `has_more` is false, each
+//! staged as it comes (`staging`: a later page wins over an earlier one for the same
+//! transaction), so the worker holds one page at a time whatever the Item's size. Plaid's
 //! failure modes of the loop itself are handled here:
 //! - TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION: the data changed under the pagination;
-//!   everything fetched is dropped and the loop restarts from the cursor it began with (not from
-//!   the start of history), up to `sync.max_pagination_restarts` times.
+//!   everything staged is discarded and the loop restarts from the cursor it began with (not
+//!   from the start of history), up to `sync.max_pagination_restarts` times.
 //! - a cursor Plaid rejects: a mid-pagination cursor restarts from the first cursor; the stored
 //!   cursor itself is reset, and the Item is fetched in full (recorded as `cursor_reset`).
 //! - more than `sync.max_pages` pages: stops with an error that says so.
 //!
 //! Every other failure is classified for the caller ([`Failure`]).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::PgConnection;
@@ -21,66 +20,19 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::limits::{LimitError, SyncRateLimiter};
+use super::staging::{self, Totals};
 use crate::config::SyncSettings;
 use crate::plaid::client::{PlaidCallError, PlaidClient};
 use crate::plaid::{
-    AccessToken, AccountBase, Cursor, ErrorCode, ErrorType, PlaidError, Raw, RemovedTransaction,
-    Transaction, TransactionsSyncPage, TransactionsSyncRequest,
+    AccessToken, AccountBase, Cursor, ErrorCode, ErrorType, PlaidError, Raw, TransactionsSyncPage,
+    TransactionsSyncRequest,
 };
-
-/// Whether a transaction is new to us in this sync or a new version of one we have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    Added,
-    Modified,
-}
-
-/// The net changes of one sync, one entry per transaction id (sorted by id, so event contents
-/// are deterministic).
-#[derive(Debug, Default)]
-pub struct Changes {
-    /// Each as Plaid sent it.
-    pub upserts: BTreeMap<String, (ChangeKind, Raw<Transaction>)>,
-    pub removed: BTreeMap<String, RemovedTransaction>,
-}
-
-impl Changes {
-    fn add_page(&mut self, page: &mut TransactionsSyncPage) {
-        for txn in page.added.drain(..) {
-            let id = txn.transaction_id.as_str().to_owned();
-            self.removed.remove(&id);
-            self.upserts.insert(id, (ChangeKind::Added, txn));
-        }
-        for txn in page.modified.drain(..) {
-            let id = txn.transaction_id.as_str().to_owned();
-            self.removed.remove(&id);
-            // Added earlier in this sync and modified since: still new to subscribers.
-            let kind = match self.upserts.get(&id) {
-                Some((ChangeKind::Added, _)) => ChangeKind::Added,
-                _ => ChangeKind::Modified,
-            };
-            self.upserts.insert(id, (kind, txn));
-        }
-        for removed in page.removed.drain(..) {
-            let id = removed.transaction_id.as_str().to_owned();
-            self.upserts.remove(&id);
-            self.removed.insert(id, removed);
-        }
-    }
-
-    pub fn count(&self, kind: ChangeKind) -> usize {
-        self.upserts.values().filter(|(k, _)| *k == kind).count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.removed.is_empty()
-    }
-}
 
 /// What a successful fetch brings back.
 #[derive(Debug)]
 pub struct Fetched {
-    pub changes: Changes,
+    /// The run's net changes, staged in `sync_staging` under its id; their counts.
+    pub totals: Totals,
     /// Accounts and balances as of the last page.
     pub accounts: Vec<Raw<AccountBase>>,
     /// The cursor to store; `None` while Plaid has no data yet (it answers `""`).
@@ -95,6 +47,8 @@ pub struct Progress {
     pub cursor_reset: bool,
     pub request_ids: Vec<String>,
     pub rate_limit_wait: Duration,
+    /// Time spent staging pages (part of the fetch).
+    pub staging: Duration,
 }
 
 /// Why a sync could not finish, by what should happen next.
@@ -180,19 +134,30 @@ fn is_cursor_rejection(error: &PlaidCallError) -> bool {
 }
 
 impl Fetcher<'_> {
-    /// Fetches every change since `stored_cursor`. `conn` is the sync's connection (the
-    /// rate limiter runs on it).
+    /// Fetches every change since `stored_cursor`, staged under `run_id`. `conn` is the sync's
+    /// connection (the rate limiter and the staging run on it).
     pub async fn fetch(
         &self,
         conn: &mut PgConnection,
         item_id: Uuid,
+        run_id: Uuid,
         access_token: &AccessToken,
         stored_cursor: Option<String>,
         progress: &mut Progress,
     ) -> Result<Fetched, Failure> {
         let mut start = stored_cursor.filter(|c| !c.is_empty());
+        let mut staged = false;
         'attempt: loop {
-            let mut changes = Changes::default();
+            if staged {
+                // What an abandoned pagination staged is never applied.
+                staging::discard(conn, run_id)
+                    .await
+                    .map_err(|error| Failure::Transient {
+                        code: None,
+                        message: format!("discarding staged pages: {error}"),
+                    })?;
+            }
+            let mut totals = Totals::default();
             let mut cursor = start.clone();
             let mut pages = 0u32;
             loop {
@@ -279,11 +244,19 @@ impl Fetcher<'_> {
                 progress
                     .request_ids
                     .push(std::mem::take(&mut page.request_id));
-                changes.add_page(&mut page);
+                staged = true;
+                let staging_started = std::time::Instant::now();
+                staging::stage_page(conn, run_id, item_id, &page, &mut totals)
+                    .await
+                    .map_err(|error| Failure::Transient {
+                        code: None,
+                        message: format!("staging a page: {error}"),
+                    })?;
+                progress.staging += staging_started.elapsed();
                 if !page.has_more {
                     let next = page.next_cursor.into_inner();
                     return Ok(Fetched {
-                        changes,
+                        totals,
                         accounts: page.accounts,
                         next_cursor: (!next.is_empty()).then_some(next),
                     });
@@ -336,57 +309,5 @@ mod tests {
             status: 200,
             detail: "undecodable".into()
         }));
-    }
-
-    fn txn(id: &str, amount: i64) -> Transaction {
-        serde_json::from_value(serde_json::json!({
-            "transaction_id": id, "account_id": "acc", "amount": amount, "date": "2026-11-20",
-            "pending": false, "name": "x", "payment_channel": "online"
-        }))
-        .unwrap()
-    }
-
-    fn page(
-        added: Vec<Transaction>,
-        modified: Vec<Transaction>,
-        removed: &[&str],
-    ) -> TransactionsSyncPage {
-        // From text, as the client reads it: raw values need the JSON text.
-        let json = serde_json::json!({
-            "transactions_update_status": "HISTORICAL_UPDATE_COMPLETE",
-            "accounts": [], "added": added, "modified": modified,
-            "removed": removed.iter().map(|id| serde_json::json!({"transaction_id": id, "account_id": "acc"})).collect::<Vec<_>>(),
-            "next_cursor": "c", "has_more": false, "request_id": "r"
-        });
-        serde_json::from_str(&json.to_string()).unwrap()
-    }
-
-    #[test]
-    fn pages_merge_into_one_entry_per_transaction_with_the_latest_version_winning() {
-        let mut changes = Changes::default();
-        changes.add_page(&mut page(
-            vec![txn("a", 1), txn("b", 2)],
-            vec![txn("z", 9)],
-            &[],
-        ));
-        changes.add_page(&mut page(vec![], vec![txn("a", 5)], &["b"]));
-        changes.add_page(&mut page(vec![txn("r", 3)], vec![], &[]));
-        changes.add_page(&mut page(vec![], vec![], &["r"]));
-        let (kind, a) = &changes.upserts["a"];
-        assert_eq!(
-            (*kind, a.amount),
-            (ChangeKind::Added, 5.into()),
-            "added then modified is added"
-        );
-        assert_eq!(changes.upserts["z"].0, ChangeKind::Modified);
-        assert!(!changes.upserts.contains_key("b") && !changes.upserts.contains_key("r"));
-        assert_eq!(changes.removed.keys().collect::<Vec<_>>(), ["b", "r"]);
-        assert_eq!(
-            (
-                changes.count(ChangeKind::Added),
-                changes.count(ChangeKind::Modified)
-            ),
-            (1, 1)
-        );
     }
 }

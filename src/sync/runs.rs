@@ -40,6 +40,14 @@ pub async fn start(
     item_id: Uuid,
     trigger: &str,
 ) -> Result<Uuid, sqlx::Error> {
+    // Whatever a dead run staged is never applied (every read names its run); it goes now.
+    sqlx::query(
+        "delete from sync_staging where run_id in (
+             select id from sync_runs where item_id = $1 and outcome = 'running')",
+    )
+    .bind(item_id)
+    .execute(&mut *conn)
+    .await?;
     let lost = sqlx::query!(
         "update sync_runs set outcome = 'failed', error_code = 'WORKER_LOST',
                 error_message = 'the worker running this sync stopped before it finished',
@@ -104,7 +112,7 @@ pub async fn finish(
         "update sync_runs set outcome = $2, pages = $3, pagination_restarts = $4, cursor_reset = $5,
                 added = $6, modified = $7, removed = $8, error_code = $9, error_message = $10,
                 plaid_request_ids = $11, fetch_ms = $12, rate_limit_wait_ms = $13,
-                finished_at = clock_timestamp()
+                staging_ms = $14, finished_at = clock_timestamp()
          where id = $1",
         run_id,
         record.outcome.as_str(),
@@ -119,6 +127,7 @@ pub async fn finish(
         &progress.request_ids,
         millis(record.fetch),
         millis(progress.rate_limit_wait),
+        millis(progress.staging),
     )
     .execute(&mut *conn)
     .await?;

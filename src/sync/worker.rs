@@ -307,6 +307,7 @@ impl SyncWorker {
             .fetch(
                 lock.conn(),
                 item_id,
+                run_id,
                 &token,
                 stored_cursor.clone(),
                 &mut progress,
@@ -410,6 +411,10 @@ impl SyncWorker {
             error_message: Some(&message),
             fetch: started.elapsed(),
         };
+        // Best effort: rows a failed clean-up leaves are swept by the next run or retention.
+        if let Err(error) = super::staging::discard(lock.conn(), run_id).await {
+            tracing::warn!(error = %error, "could not delete the run's staged rows");
+        }
         let mut tx = lock.conn().begin().await?;
         if let Failure::Item(error) = &failure {
             let to = crate::items::status_for_error(&error.error_code);

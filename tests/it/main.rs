@@ -33,4 +33,5 @@ mod sim_webhooks;
 mod sync_concurrency;
 mod sync_e2e;
 mod sync_faults;
+mod sync_staging;
 mod tokens;
