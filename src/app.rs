@@ -432,6 +432,7 @@ fn spawn_workers(
         state.tokens.clone(),
         settings.sync.clone(),
         &settings.plaid.client_id,
+        settings.plaid.timeout,
         shutdown.clone(),
     );
     crate::sync::worker::spawn(

@@ -263,8 +263,9 @@ impl SimState {
         let Some(limit) = self.config.rate_limit(endpoint) else {
             return Ok(());
         };
+        let window = std::time::Duration::from_millis(self.config.rate_limit_window_ms);
         self.limiter
-            .check(endpoint, item_id, limit.per_item, limit.per_client)
+            .check(endpoint, item_id, limit.per_item, limit.per_client, window)
             .map_err(|limited| errors::rate_limit(super::limits::error_code(endpoint, limited)))
     }
 

@@ -11,7 +11,7 @@
 //! - what retrying cannot fix (page cap, a request Plaid calls invalid): `Park`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgPool};
 use tokio::sync::Semaphore;
@@ -123,17 +123,18 @@ fn hint_of(message: &SyncQueueMessage) -> Option<(Hint, Option<&str>)> {
 
 impl SyncWorker {
     /// A worker over these dependencies; `client_id` names the Plaid client whose rate limit
-    /// all replicas share.
+    /// all replicas share, `call_timeout` is the Plaid client's timeout.
     pub fn new(
         db: PgPool,
         plaid: PlaidClient,
         tokens: TokenCipher,
         settings: SyncSettings,
         client_id: &str,
+        call_timeout: Duration,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
-            limiter: SyncRateLimiter::new(&settings, client_id),
+            limiter: SyncRateLimiter::new(&settings, client_id, call_timeout),
             slots: Semaphore::new(settings.concurrency as usize),
             db,
             plaid,
@@ -312,6 +313,8 @@ impl SyncWorker {
                 &mut progress,
             )
             .await;
+        // The last call has returned: its rate-limit grant ends a window from now.
+        self.limiter.complete(lock.conn(), item_id).await;
         let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(failure) => {
