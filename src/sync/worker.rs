@@ -31,6 +31,7 @@ use crate::crypto::TokenCipher;
 use crate::items::rows::{self, CredentialsError};
 use crate::items::{ItemStatus, StatusSource, Transition};
 use crate::messages::{SyncQueueMessage, SyncTrigger};
+use crate::outbox::OutboxRelay;
 use crate::plaid::client::PlaidClient;
 use crate::plaid::WebhookCode;
 use crate::telemetry::names;
@@ -80,6 +81,8 @@ pub struct SyncWorker {
     limiter: SyncRateLimiter,
     /// Bounds concurrent syncs: each holds a database connection for its whole run.
     slots: Semaphore,
+    /// This process's outbox relay, woken when a sync commits its events.
+    outbox: Option<Arc<OutboxRelay>>,
     shutdown: CancellationToken,
 }
 
@@ -136,12 +139,20 @@ impl SyncWorker {
         Self {
             limiter: SyncRateLimiter::new(&settings, client_id, call_timeout),
             slots: Semaphore::new(settings.concurrency as usize),
+            outbox: None,
             db,
             plaid,
             tokens,
             settings,
             shutdown,
         }
+    }
+
+    /// Wakes `outbox` after each commit, so a sync's events leave at once rather than at the
+    /// relay's next poll.
+    pub fn with_outbox(mut self, outbox: Arc<OutboxRelay>) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// Handles one message of `plaidhook.sync`.
@@ -338,6 +349,9 @@ impl SyncWorker {
                 modified,
                 removed,
             }) => {
+                if let Some(outbox) = &self.outbox {
+                    outbox.wake();
+                }
                 runs::observe(RunOutcome::Succeeded, started.elapsed());
                 tracing::info!(
                     pages = progress.pages,
