@@ -567,6 +567,17 @@ impl SimState {
         Some(counts)
     }
 
+    /// One new transaction today on the Item (the smallest change a bank makes), with the
+    /// webhooks that follow it; returns the new transaction's id.
+    pub fn add_transaction(&mut self, item_id: &str) -> Option<String> {
+        let item = self.items.get_mut(item_id)?;
+        let since = item.data.version();
+        item.data.add_one();
+        let added = item.data.txns.last()?.transaction_id.to_string();
+        self.data_changed(item_id, since);
+        Some(added)
+    }
+
     /// Finish the Item's first fetch now, through the steps it has not reached, each with its
     /// webhooks (what the lifecycle's delays would do later).
     pub fn make_ready(&mut self, item_id: &str) -> bool {
