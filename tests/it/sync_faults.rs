@@ -9,8 +9,8 @@ use plaidhook::plaid::PlaidError;
 use plaidhook::sim::{InjectedFault, SimConfig};
 use plaidhook::sync::limits::SyncRateLimiter;
 use testkit::world::{sim_config, Linked, World};
-use uuid::Uuid;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 const WITHIN: Duration = Duration::from_secs(30);
 
@@ -255,13 +255,10 @@ async fn a_grant_whose_call_never_answered_still_ends_a_window_after_the_plaid_t
     };
     let peer = SyncRateLimiter::new(&settings.sync, "client-1", timeout);
     let mut conn = world.db.acquire().await.unwrap();
-    tokio::time::timeout(
-        WITHIN,
-        peer.acquire(&mut conn, Uuid::new_v4(), &shutdown),
-    )
-    .await
-    .expect("the dead call's grant ends")
-    .unwrap();
+    tokio::time::timeout(WITHIN, peer.acquire(&mut conn, Uuid::new_v4(), &shutdown))
+        .await
+        .expect("the dead call's grant ends")
+        .unwrap();
     let waited = granted.elapsed();
     // In flight for the call bound (the timeout and a second), then a window.
     assert!(waited >= Duration::from_millis(2_950), "{waited:?}");
@@ -297,8 +294,7 @@ async fn three_workers_against_tight_client_and_item_limits_use_them_without_a_s
     }
     for round in 0..2 {
         let requests = items.iter().enumerate().map(|(i, item)| {
-            nodes[(i + round) % nodes.len()]
-                .request_sync(&item.plaid_item_id, SyncTrigger::Manual)
+            nodes[(i + round) % nodes.len()].request_sync(&item.plaid_item_id, SyncTrigger::Manual)
         });
         futures::future::join_all(requests).await;
         for item in &items {
