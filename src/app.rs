@@ -429,7 +429,7 @@ fn spawn_workers(
 ) -> anyhow::Result<()> {
     let settings = &state.settings;
     let outbox = OutboxRelay::new(state.db.clone(), state.publisher.clone());
-    tasks.spawn(outbox.run(shutdown.clone()));
+    tasks.spawn(outbox.clone().run(shutdown.clone()));
 
     let sync = SyncWorker::new(
         state.db.clone(),
@@ -437,8 +437,10 @@ fn spawn_workers(
         state.tokens.clone(),
         settings.sync.clone(),
         &settings.plaid.client_id,
+        settings.plaid.timeout,
         shutdown.clone(),
-    );
+    )
+    .with_outbox(outbox.clone());
     crate::sync::worker::spawn(
         sync,
         state.broker.clone(),

@@ -32,13 +32,14 @@ pub struct SyncSettings {
     /// The limits' rolling window (Plaid: one minute).
     #[serde(rename = "limit_window_secs", deserialize_with = "duration::secs")]
     pub limit_window: Duration,
-    /// Added to the window so network jitter cannot push two calls a window apart into one.
+    /// Added to the window. A call occupies the window until a window after its response,
+    /// so no margin is needed for jitter; 0 by default.
     #[serde(rename = "limit_margin_ms", deserialize_with = "duration::millis")]
     pub limit_margin: Duration,
 }
 
 impl SyncSettings {
-    /// The window the limiter enforces: Plaid's plus the safety margin.
+    /// The window the limiter enforces: Plaid's plus the margin.
     pub fn enforced_window(&self) -> Duration {
         self.limit_window + self.limit_margin
     }

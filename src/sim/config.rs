@@ -55,6 +55,9 @@ pub struct SimConfig {
     /// …and `/accounts/balance/get` per Item and per client.
     pub balance_limit_per_item_per_minute: Option<u32>,
     pub balance_limit_per_client_per_minute: Option<u32>,
+    /// The rolling window those limits count calls in (Plaid's: one minute). Shorter only for
+    /// tests that need a limit to bind within seconds.
+    pub rate_limit_window_ms: u64,
     /// Fields added to every transaction in `/transactions/sync` answers, as Plaid adds fields
     /// to its objects without notice: for proving that clients keep what they do not model.
     pub transaction_extra_fields: serde_json::Map<String, serde_json::Value>,
@@ -98,6 +101,7 @@ impl Default for SimConfig {
             sync_limit_per_client_per_minute: None,
             balance_limit_per_item_per_minute: None,
             balance_limit_per_client_per_minute: None,
+            rate_limit_window_ms: 60_000,
             transaction_extra_fields: serde_json::Map::new(),
             account_extra_fields: serde_json::Map::new(),
             // Lifecycle
@@ -140,6 +144,10 @@ impl SimConfig {
             (0.0..=1.0).contains(&self.error_rate),
             "sim.error_rate must be between 0.0 and 1.0, got {}",
             self.error_rate
+        );
+        anyhow::ensure!(
+            self.rate_limit_window_ms > 0,
+            "sim.rate_limit_window_ms must be at least 1"
         );
         anyhow::ensure!(
             self.webhook_time_scale.is_finite() && self.webhook_time_scale >= 0.0,

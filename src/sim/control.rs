@@ -29,6 +29,7 @@ pub const CONTROL_ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/sim/items", "create an Item directly, no Link: {webhook?, transactions?, institution_id?, days_requested?} -> {item_id, access_token}"),
     ("GET", "/sim/items/{item_id}", "one Item's summary"),
     ("GET", "/sim/items/{item_id}/transactions", "the Item's ground truth: accounts and current transactions"),
+    ("POST", "/sim/items/{item_id}/transactions", "one new transaction today, the smallest change a bank makes (SYNC_UPDATES_AVAILABLE follows once sync was called) -> {transaction_id}"),
     ("POST", "/sim/items/{item_id}/advance", "move the bank forward: {days} (SYNC_UPDATES_AVAILABLE follows once sync was called)"),
     ("POST", "/sim/items/{item_id}/reset_login", "ITEM_LOGIN_REQUIRED, ITEM ERROR webhook sent"),
     ("POST", "/sim/items/{item_id}/error", "any Item error: {error_code, error_type?, error_message?}"),
@@ -53,7 +54,10 @@ pub fn control_router() -> Router<Sim> {
         .route("/sim/config", get(get_config).post(update_config))
         .route("/sim/items", get(list_items).post(create_item))
         .route("/sim/items/{item_id}", get(item_detail))
-        .route("/sim/items/{item_id}/transactions", get(ground_truth))
+        .route(
+            "/sim/items/{item_id}/transactions",
+            get(ground_truth).post(add_transaction),
+        )
         .route("/sim/items/{item_id}/advance", post(advance))
         .route("/sim/items/{item_id}/reset_login", post(reset_login))
         .route("/sim/items/{item_id}/error", post(set_error))
@@ -231,6 +235,15 @@ async fn advance(
 ) -> Response {
     match sim.advance(&item_id, body.days) {
         Some(counts) => Json(json!({"item_id": item_id, "changes": counts, "version": sim.with_state(|s| s.items[&item_id].data.version())})).into_response(),
+        None => not_found("item"),
+    }
+}
+
+async fn add_transaction(State(sim): State<Sim>, Path(item_id): Path<String>) -> Response {
+    match sim.with_state(|s| s.add_transaction(&item_id)) {
+        Some(transaction_id) => {
+            Json(json!({"item_id": item_id, "transaction_id": transaction_id})).into_response()
+        }
         None => not_found("item"),
     }
 }

@@ -1,6 +1,7 @@
 //! Plaid's rate limits: the documented figures per endpoint (the one place they live) and a
 //! rolling-window limiter. "N calls per minute" means no more than N calls in any 60-second
-//! window, per Item and per client.
+//! window, per Item and per client, counted when the call arrives (the window is
+//! `sim.rate_limit_window_ms`, a minute unless a test shortens it).
 //!
 //! Figures and codes from Plaid's "Rate Limit Exceeded errors" page
 //! (https://plaid.com/docs/errors/rate-limit-exceeded/), its Production and Sandbox tables.
@@ -9,8 +10,6 @@ use crate::plaid::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
-
-const WINDOW: Duration = Duration::from_secs(60);
 
 /// Which of Plaid's tables of rate limits the simulator applies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,18 +77,18 @@ pub enum Limited {
 }
 
 impl RateLimiter {
-    fn has_room(&mut self, key: &str, limit: u32, now: Instant) -> bool {
+    fn has_room(&mut self, key: &str, limit: u32, now: Instant, window: Duration) -> bool {
         if limit == 0 {
             return true;
         }
-        let window = self.windows.entry(key.to_owned()).or_default();
-        while window
+        let calls = self.windows.entry(key.to_owned()).or_default();
+        while calls
             .front()
-            .is_some_and(|&at| now.duration_since(at) >= WINDOW)
+            .is_some_and(|&at| now.duration_since(at) >= window)
         {
-            window.pop_front();
+            calls.pop_front();
         }
-        window.len() < limit as usize
+        calls.len() < limit as usize
     }
 
     fn record(&mut self, key: &str, limit: u32, now: Instant) {
@@ -102,21 +101,22 @@ impl RateLimiter {
     }
 
     /// Count one call of `endpoint` for `item_id` if both the per-Item and the per-client limit
-    /// allow it (0 = unlimited); refused calls are not counted.
+    /// allow it in the rolling `window` (0 = unlimited); refused calls are not counted.
     pub fn check(
         &mut self,
         endpoint: &str,
         item_id: &str,
         per_item: u32,
         per_client: u32,
+        window: Duration,
     ) -> Result<(), Limited> {
         let now = Instant::now();
         let item_key = format!("{endpoint} item {item_id}");
         let client_key = format!("{endpoint} client");
-        if !self.has_room(&item_key, per_item, now) {
+        if !self.has_room(&item_key, per_item, now, window) {
             return Err(Limited::PerItem);
         }
-        if !self.has_room(&client_key, per_client, now) {
+        if !self.has_room(&client_key, per_client, now, window) {
             return Err(Limited::PerClient);
         }
         self.record(&item_key, per_item, now);
@@ -137,13 +137,20 @@ mod tests {
     #[test]
     fn the_per_item_limit_refuses_the_call_past_the_limit_and_other_items_still_pass() {
         let mut limiter = RateLimiter::default();
+        let minute = Duration::from_secs(60);
         for _ in 0..3 {
-            limiter.check("sync", "a", 3, 10).unwrap();
+            limiter.check("sync", "a", 3, 10, minute).unwrap();
         }
-        assert_eq!(limiter.check("sync", "a", 3, 10), Err(Limited::PerItem));
+        assert_eq!(
+            limiter.check("sync", "a", 3, 10, minute),
+            Err(Limited::PerItem)
+        );
         for _ in 0..7 {
-            limiter.check("sync", "b", 50, 10).unwrap();
+            limiter.check("sync", "b", 50, 10, minute).unwrap();
         }
-        assert_eq!(limiter.check("sync", "c", 50, 10), Err(Limited::PerClient));
+        assert_eq!(
+            limiter.check("sync", "c", 50, 10, minute),
+            Err(Limited::PerClient)
+        );
     }
 }

@@ -263,8 +263,9 @@ impl SimState {
         let Some(limit) = self.config.rate_limit(endpoint) else {
             return Ok(());
         };
+        let window = std::time::Duration::from_millis(self.config.rate_limit_window_ms);
         self.limiter
-            .check(endpoint, item_id, limit.per_item, limit.per_client)
+            .check(endpoint, item_id, limit.per_item, limit.per_client, window)
             .map_err(|limited| errors::rate_limit(super::limits::error_code(endpoint, limited)))
     }
 
@@ -564,6 +565,17 @@ impl SimState {
             self.data_changed(item_id, since);
         }
         Some(counts)
+    }
+
+    /// One new transaction today on the Item (the smallest change a bank makes), with the
+    /// webhooks that follow it; returns the new transaction's id.
+    pub fn add_transaction(&mut self, item_id: &str) -> Option<String> {
+        let item = self.items.get_mut(item_id)?;
+        let since = item.data.version();
+        item.data.add_one();
+        let added = item.data.txns.last()?.transaction_id.to_string();
+        self.data_changed(item_id, since);
+        Some(added)
     }
 
     /// Finish the Item's first fetch now, through the steps it has not reached, each with its

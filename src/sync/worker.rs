@@ -11,7 +11,7 @@
 //! - what retrying cannot fix (page cap, a request Plaid calls invalid): `Park`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgPool};
 use tokio::sync::Semaphore;
@@ -31,6 +31,7 @@ use crate::crypto::TokenCipher;
 use crate::items::rows::{self, CredentialsError};
 use crate::items::{ItemStatus, StatusSource, Transition};
 use crate::messages::{SyncQueueMessage, SyncTrigger};
+use crate::outbox::OutboxRelay;
 use crate::plaid::client::PlaidClient;
 use crate::plaid::WebhookCode;
 use crate::telemetry::names;
@@ -80,6 +81,8 @@ pub struct SyncWorker {
     limiter: SyncRateLimiter,
     /// Bounds concurrent syncs: each holds a database connection for its whole run.
     slots: Semaphore,
+    /// This process's outbox relay, woken when a sync commits its events.
+    outbox: Option<Arc<OutboxRelay>>,
     shutdown: CancellationToken,
 }
 
@@ -123,24 +126,33 @@ fn hint_of(message: &SyncQueueMessage) -> Option<(Hint, Option<&str>)> {
 
 impl SyncWorker {
     /// A worker over these dependencies; `client_id` names the Plaid client whose rate limit
-    /// all replicas share.
+    /// all replicas share, `call_timeout` is the Plaid client's timeout.
     pub fn new(
         db: PgPool,
         plaid: PlaidClient,
         tokens: TokenCipher,
         settings: SyncSettings,
         client_id: &str,
+        call_timeout: Duration,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
-            limiter: SyncRateLimiter::new(&settings, client_id),
+            limiter: SyncRateLimiter::new(&settings, client_id, call_timeout),
             slots: Semaphore::new(settings.concurrency as usize),
+            outbox: None,
             db,
             plaid,
             tokens,
             settings,
             shutdown,
         }
+    }
+
+    /// Wakes `outbox` after each commit, so a sync's events leave at once rather than at the
+    /// relay's next poll.
+    pub fn with_outbox(mut self, outbox: Arc<OutboxRelay>) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// Handles one message of `plaidhook.sync`.
@@ -313,6 +325,8 @@ impl SyncWorker {
                 &mut progress,
             )
             .await;
+        // The last call has returned: its rate-limit grant ends a window from now.
+        self.limiter.complete(lock.conn(), item_id).await;
         let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(failure) => {
@@ -336,6 +350,9 @@ impl SyncWorker {
                 modified,
                 removed,
             }) => {
+                if let Some(outbox) = &self.outbox {
+                    outbox.wake();
+                }
                 runs::observe(RunOutcome::Succeeded, started.elapsed());
                 tracing::info!(
                     pages = progress.pages,
