@@ -19,6 +19,7 @@ const DOMAIN_TABLES: &[&str] = &[
     "plaid_api_calls",
     "rate_limit_grants",
     "sync_runs",
+    "sync_staging",
     "transactions",
     "webhook_keys",
     "webhook_spool",
