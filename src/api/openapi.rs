@@ -61,9 +61,11 @@ fn operation(summary: &str, success: (&str, Value), request: Option<Value>, item
     op
 }
 
-/// A string the API takes: at least one character that is not white space, at most `max`.
+/// A string the API takes: at least one character that is not white space, at most `max`, and
+/// no NUL character (PostgreSQL text cannot hold one, so the API refuses it with a 400).
 fn not_blank(max: usize) -> Value {
-    json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S" })
+    json!({ "type": "string", "minLength": 1, "maxLength": max,
+            "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$" })
 }
 
 /// Names every operation (`get_items_item_id`) and links the operations that create or list

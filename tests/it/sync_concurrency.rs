@@ -108,6 +108,18 @@ async fn two_worker_processes_share_one_queue_and_never_sync_one_item_concurrent
         }
     }
     for item in &items {
+        // A request that arrived while its Item's sync ran is answered by one more (coalesced)
+        // run, which may still be going when the Item is already in step: wait for it to end.
+        let settled = world
+            .eventually(WITHIN, || async {
+                world
+                    .runs(item)
+                    .await
+                    .iter()
+                    .all(|r| r.outcome != "running")
+            })
+            .await;
+        assert!(settled, "every run of the Item ended");
         let runs = world.runs(item).await;
         assert_no_overlap(&runs);
         assert!(runs.iter().all(|r| r.outcome == "succeeded"), "{runs:#?}");
