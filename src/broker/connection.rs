@@ -11,8 +11,8 @@
 //! any more (a half-dead NAT or proxy, heartbeats off or slow to notice), or the AMQP client's
 //! own I/O loop stuck (lapin 4.12 can deadlock on itself while it recovers a connection that
 //! had a channel opening in flight). Either would leave every consumer and publish of the
-//! process waiting for ever. So the connection is probed: a `basic.qos` on a channel of its own
-//! every few seconds must be answered, and a connection that has not been working for
+//! process waiting for ever. So the connection is probed: a channel opened and closed every
+//! few seconds must be answered, and a connection that has not been working for
 //! `rabbitmq.stall_after_ms` (not connected, or its probes unanswered) is given up and replaced
 //! by a new one, as a failover would; everything that used it starts again on the new one.
 
@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::BasicQosOptions;
-use lapin::{Channel, Connection, ConnectionProperties, Event};
+use lapin::{Connection, ConnectionProperties, Event};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +38,7 @@ const SLOW_CONNECT: Duration = Duration::from_secs(5);
 /// `rabbitmq.stall_after_ms`'s default, for connections made outside the service's settings.
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(30);
 
-/// How often a connected connection is probed (a `basic.qos` on a channel of its own).
+/// How often a connected connection is probed (a channel opened and closed).
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// Auto-recovery re-opens the connection and its channels after a broker restart.
@@ -89,18 +88,11 @@ enum Held {
     Stalled,
 }
 
-/// One round trip through the connection's I/O loop and the broker: a `basic.qos` on the
-/// probe channel, which changes nothing (no consumer runs on it). The channel is opened once
-/// per connection and kept (lapin's recovery restores it), not opened per probe: a channel
-/// open in flight when the connection drops is what lapin 4.12's recovery deadlocks on.
-async fn probe(connection: &Connection, channel: &mut Option<Channel>) -> Result<(), lapin::Error> {
-    let open = match channel.take() {
-        Some(open) if open.status().connected() => open,
-        _ => connection.create_channel().await?,
-    };
-    open.basic_qos(0, BasicQosOptions::default()).await?;
-    *channel = Some(open);
-    Ok(())
+/// One round trip through the connection's I/O loop and the broker: a channel opened and
+/// closed.
+async fn probe(connection: &Connection) -> Result<(), lapin::Error> {
+    let channel = connection.create_channel().await?;
+    channel.close(200, "plaidhook liveness probe".into()).await
 }
 
 impl Broker {
@@ -240,7 +232,6 @@ impl Broker {
         let mut down_since: Option<Instant> = None;
         // Since when the connection has not been seen working.
         let mut failing_since: Option<Instant> = None;
-        let mut probe_channel: Option<Channel> = None;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return Held::Stopped,
@@ -256,17 +247,16 @@ impl Broker {
                 self.inner.blocked.load(Ordering::Relaxed) || connection.status().blocked();
             let checked_at = Instant::now();
             let working = blocked
-                || (connected
-                    && {
-                        // Bounded by what is left of the allowance, so a stall is seen in time.
-                        let budget = stall_after.max(PROBE_EVERY);
-                        tokio::select! {
-                            _ = stop.cancelled() => return Held::Stopped,
-                            answered = tokio::time::timeout(budget, probe(connection, &mut probe_channel)) => {
-                                matches!(answered, Ok(Ok(())))
-                            }
+                || (connected && {
+                    // Bounded by what is left of the allowance, so a stall is seen in time.
+                    let budget = stall_after.max(PROBE_EVERY);
+                    tokio::select! {
+                        _ = stop.cancelled() => return Held::Stopped,
+                        answered = tokio::time::timeout(budget, probe(connection)) => {
+                            matches!(answered, Ok(Ok(())))
                         }
-                    });
+                    }
+                });
             if working {
                 failing_since = None;
             } else if failing_since.get_or_insert(checked_at).elapsed() >= stall_after {
