@@ -189,12 +189,7 @@ impl Application {
         // Not a child of `shutdown`: the connection outlives the consumers, whose in-flight
         // messages still settle (acks, retry copies) while the process stops.
         let broker_stop = CancellationToken::new();
-        let broker = Broker::start(
-            settings.rabbitmq.nodes(),
-            "plaidhook",
-            settings.rabbitmq.stall_after,
-            broker_stop.clone(),
-        );
+        let broker = Broker::start(settings.rabbitmq.nodes(), "plaidhook", broker_stop.clone());
 
         let topology = Topology::from_settings(&settings.rabbitmq);
         let publisher = Arc::new(Publisher::new(

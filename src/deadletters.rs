@@ -197,7 +197,6 @@ pub async fn connect(
     let broker = crate::broker::Broker::start(
         settings.rabbitmq.nodes(),
         "plaidhook-dead-letters",
-        settings.rabbitmq.stall_after,
         shutdown.clone(),
     );
     let connection = tokio::time::timeout(Duration::from_secs(10), broker.connected())

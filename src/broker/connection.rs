@@ -6,15 +6,6 @@
 //! to the next node when the current one stays unreachable: recovery would wait for that node
 //! for ever, while its peers serve the replicated queues. Broker events (blocked, unblocked, errors) are logged
 //! and reflected in [`BrokerStatus`].
-//!
-//! A connection can also stop working without ever saying so: a link that carries no bytes
-//! any more (a half-dead NAT or proxy, heartbeats off or slow to notice), or the AMQP client's
-//! own I/O loop stuck (lapin 4.12 can deadlock on itself while it recovers a connection that
-//! had a channel opening in flight). Either would leave every consumer and publish of the
-//! process waiting for ever. So the connection is probed: a channel opened and closed every
-//! few seconds must be answered, and a connection that has not been working for
-//! `rabbitmq.stall_after_ms` (not connected, or its probes unanswered) is given up and replaced
-//! by a new one, as a failover would; everything that used it starts again on the new one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::{names, Repeated};
+use crate::telemetry::Repeated;
 
 /// How long the current node may stay unreachable before plaidhook moves to the next one, when
 /// it has several: longer than a connection blip lapin's recovery absorbs on the same node.
@@ -34,12 +25,6 @@ const FAILOVER_AFTER: Duration = Duration::from_secs(5);
 
 /// How long a connection attempt may stay unanswered before the log says so.
 const SLOW_CONNECT: Duration = Duration::from_secs(5);
-
-/// `rabbitmq.stall_after_ms`'s default, for connections made outside the service's settings.
-pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(30);
-
-/// How often a connected connection is probed (a channel opened and closed).
-const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// Auto-recovery re-opens the connection and its channels after a broker restart.
 fn connection_properties(name: &str) -> ConnectionProperties {
@@ -78,34 +63,10 @@ pub enum BrokerStatus {
     Disconnected,
 }
 
-/// Why [`Broker::hold`] let a connection go.
-enum Held {
-    /// The process is stopping.
-    Stopped,
-    /// Its node stayed unreachable and another node can take over.
-    NodeDown,
-    /// It stopped working (see the module's comment).
-    Stalled,
-}
-
-/// One round trip through the connection's I/O loop and the broker: a channel opened and
-/// closed.
-async fn probe(connection: &Connection) -> Result<(), lapin::Error> {
-    let channel = connection.create_channel().await?;
-    channel.close(200, "plaidhook liveness probe".into()).await
-}
-
 impl Broker {
     /// Starts connecting in the background and returns at once. `nodes` are the broker's URLs
     /// (one, or the nodes of a cluster) in order of preference.
-    /// A connection that has not worked for `stall_after` is replaced (see the module's
-    /// comment).
-    pub fn start(
-        nodes: Vec<SecretString>,
-        name: &str,
-        stall_after: Duration,
-        stop: CancellationToken,
-    ) -> Self {
+    pub fn start(nodes: Vec<SecretString>, name: &str, stop: CancellationToken) -> Self {
         assert!(!nodes.is_empty(), "at least one RabbitMQ URL");
         let (connection, _) = watch::channel(None);
         let broker = Broker {
@@ -116,19 +77,13 @@ impl Broker {
         };
         let task = broker.clone();
         let name = name.to_owned();
-        tokio::spawn(async move { task.supervise(nodes, name, stall_after, stop).await });
+        tokio::spawn(async move { task.supervise(nodes, name, stop).await });
         broker
     }
 
     /// Connects to the first node that answers, keeps the connection, and moves to the next
     /// node when this one stays unreachable (with several nodes), until `stop`.
-    async fn supervise(
-        self,
-        nodes: Vec<SecretString>,
-        name: String,
-        stall_after: Duration,
-        stop: CancellationToken,
-    ) {
+    async fn supervise(self, nodes: Vec<SecretString>, name: String, stop: CancellationToken) {
         let mut node = 0;
         let mut delay = Duration::from_millis(100);
         let mut unreachable = Repeated::new("RabbitMQ connection");
@@ -176,91 +131,49 @@ impl Broker {
             self.watch_events(&connection, watching.clone());
             self.inner.blocked.store(false, Ordering::Relaxed);
             self.inner.connection.send_replace(Some(connection.clone()));
-            let held = self
-                .hold(&connection, nodes.len() > 1, stall_after, &stop)
-                .await;
+            let lost = self.hold(&connection, nodes.len() > 1, &stop).await;
             watching.cancel();
-            match held {
-                Held::Stopped => {
-                    // Bounded: a stuck connection must not hold up the process's exit.
-                    let close = connection.close(200, "plaidhook shutting down".into());
-                    let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
-                    self.inner.connection.send_replace(None);
-                    return;
-                }
-                Held::NodeDown => {
-                    tracing::warn!(
-                        broker.node = node % nodes.len(),
-                        after_secs = FAILOVER_AFTER.as_secs(),
-                        "RabbitMQ node unreachable; moving to the next node"
-                    );
-                    node += 1;
-                }
-                Held::Stalled => {
-                    metrics::counter!(names::BROKER_CONNECTIONS_REPLACED).increment(1);
-                    // WARN: replacing it is the remedy; if the new one fails too, the
-                    // connection's own warnings say so.
-                    tracing::warn!(
-                        broker.node = node % nodes.len(),
-                        after_ms = stall_after.as_millis() as u64,
-                        "RabbitMQ connection stopped working; replacing it"
-                    );
-                    // Next the same node again, then its peers if it does not answer.
-                }
+            if !lost {
+                let _ = connection
+                    .close(200, "plaidhook shutting down".into())
+                    .await;
+                self.inner.connection.send_replace(None);
+                return;
             }
+            tracing::warn!(
+                broker.node = node % nodes.len(),
+                after_secs = FAILOVER_AFTER.as_secs(),
+                "RabbitMQ node unreachable; moving to the next node"
+            );
             // The old connection stops recovering; whoever used it resumes on the new one.
-            // Bounded, and on a task of its own: a stuck connection may never finish closing.
             tokio::spawn(async move {
-                let close = connection.close(320, "plaidhook replaced this connection".into());
+                let close = connection.close(320, "plaidhook moved to another node".into());
                 let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
             });
+            node += 1;
         }
     }
 
-    /// Holds `connection` until `stop`, until its node has been down for [`FAILOVER_AFTER`]
-    /// when another node can take over (a lone node is left to lapin's recovery), or until it
-    /// has not worked for `stall_after`: not connected, or connected but not answering probes.
-    /// While the broker blocks the connection (a resource alarm) an unanswered probe is
-    /// expected, and does not count.
+    /// Holds `connection` until `stop` (false) or, when another node can take over, until it
+    /// has been down for [`FAILOVER_AFTER`] (true). A lone node is left to lapin's recovery.
     async fn hold(
         &self,
         connection: &Connection,
         can_fail_over: bool,
-        stall_after: Duration,
         stop: &CancellationToken,
-    ) -> Held {
+    ) -> bool {
         let mut down_since: Option<Instant> = None;
-        // Since when the connection has not been seen working.
-        let mut failing_since: Option<Instant> = None;
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return Held::Stopped,
-                _ = tokio::time::sleep(PROBE_EVERY) => {}
+                _ = stop.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
-            let connected = connection.status().connected();
-            if connected || !can_fail_over {
+            if !can_fail_over || connection.status().connected() {
                 down_since = None;
-            } else if down_since.get_or_insert_with(Instant::now).elapsed() >= FAILOVER_AFTER {
-                return Held::NodeDown;
+                continue;
             }
-            let blocked =
-                self.inner.blocked.load(Ordering::Relaxed) || connection.status().blocked();
-            let checked_at = Instant::now();
-            let working = blocked
-                || (connected && {
-                    // Bounded by what is left of the allowance, so a stall is seen in time.
-                    let budget = stall_after.max(PROBE_EVERY);
-                    tokio::select! {
-                        _ = stop.cancelled() => return Held::Stopped,
-                        answered = tokio::time::timeout(budget, probe(connection)) => {
-                            matches!(answered, Ok(Ok(())))
-                        }
-                    }
-                });
-            if working {
-                failing_since = None;
-            } else if failing_since.get_or_insert(checked_at).elapsed() >= stall_after {
-                return Held::Stalled;
+            if down_since.get_or_insert_with(Instant::now).elapsed() >= FAILOVER_AFTER {
+                return true;
             }
         }
     }

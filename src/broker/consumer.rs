@@ -218,11 +218,10 @@ where
                 stop_gracefully(&channel, deliveries.tag(), in_flight, spec.name).await;
                 return Ok(());
             }
-            // The broker moved to a new connection (another node, or one replacing a connection
-            // that stopped working): this channel may never work again, and its unsettled
-            // messages are redelivered by the broker once the old connection is gone.
+            // The broker moved to another node: this channel's node may never come back, and
+            // its unsettled messages are redelivered by the cluster.
             _ = broker.superseded(&connection) => {
-                anyhow::bail!("the broker connection was replaced");
+                anyhow::bail!("the broker connection moved to another node");
             }
             delivery = deliveries.next() => delivery,
         };

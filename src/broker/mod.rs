@@ -1,8 +1,7 @@
 //! RabbitMQ.
 //!
 //! - `connection`: one long-lived AMQP connection with lapin's auto-recovery, reconnected in the
-//!   background when the broker is down at start, probed and replaced when it stops working;
-//!   its health feeds `/readyz`.
+//!   background when the broker is down at start; its health feeds `/readyz`.
 //! - `topology`: the exchanges and queues, declared idempotently.
 //! - `publisher`: persistent, mandatory publishes on a shared confirm-mode channel, under a
 //!   deadline.
@@ -16,7 +15,7 @@ pub mod consumer;
 mod publisher;
 mod topology;
 
-pub use connection::{Broker, BrokerStatus, DEFAULT_STALL_AFTER};
+pub use connection::{Broker, BrokerStatus};
 pub use consumer::{ConsumerSpec, Message, Outcome};
 pub use publisher::{PublishError, Publisher};
 pub use topology::{Topology, RETRY_DELAYS};

@@ -84,10 +84,6 @@ pub struct RabbitMqSettings {
     pub delivery_limit: u32,
     /// Replicas each quorum queue is created with; 0 leaves it to the broker.
     pub quorum_initial_group_size: u32,
-    /// A connection not working for this long (not connected, or not answering a probe) is
-    /// replaced by a new one.
-    #[serde(rename = "stall_after_ms", deserialize_with = "duration::millis")]
-    pub stall_after: Duration,
 }
 
 impl RabbitMqSettings {
@@ -117,12 +113,6 @@ impl RabbitMqSettings {
             return fail(
                 "rabbitmq.publish_timeout_ms",
                 "must be between 1 and 9999 (Plaid gives up at 10 s)",
-            );
-        }
-        if self.stall_after < Duration::from_secs(1) {
-            return fail(
-                "rabbitmq.stall_after_ms",
-                "must be at least 1000 (the connection is probed every 2 s)",
             );
         }
         if self.prefetch == 0 {

@@ -43,8 +43,6 @@ metric_names! {
         "Legacy transactions webhooks (DEFAULT_UPDATE, …) not acted on: the Item syncs with a cursor and SYNC_UPDATES_AVAILABLE covers them";
     Histogram BROKER_PUBLISH_DURATION = "plaidhook_broker_publish_duration_seconds",
         "Time from publish to the broker's confirm";
-    Counter BROKER_CONNECTIONS_REPLACED = "plaidhook_broker_connections_replaced_total",
-        "Broker connections given up and replaced because they stopped working (not connected, or not answering a probe, for rabbitmq.stall_after_ms)";
     Counter CONSUMER_MESSAGES = "plaidhook_consumer_messages_total",
         "Messages settled by a consumer, by consumer and outcome (ack, retry, park)";
     Counter CONSUMER_REDELIVERIES = "plaidhook_consumer_redeliveries_total",

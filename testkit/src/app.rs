@@ -333,20 +333,6 @@ impl TestApp {
             .expect("/metrics has a body")
     }
 
-    /// The sum of every series of the counter `family` on `/metrics` (0 before its first
-    /// increment).
-    pub async fn counter(&self, family: &str) -> f64 {
-        self.metrics_text()
-            .await
-            .lines()
-            .filter(|line| {
-                line.strip_prefix(family)
-                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
     /// A subscriber's queue in this app's namespace, bound to `exchange` for `routing_key`, as
     /// a downstream service would bind one; the app's topology is declared first. Delete it
     /// with [`TestApp::unsubscribe`].

@@ -22,12 +22,7 @@ pub fn test_topology(delivery_limit: u32) -> Topology {
 /// A publisher on its own broker connection; cancel the token to close it.
 pub async fn publisher_for(topology: &Topology) -> (Publisher, CancellationToken) {
     let shutdown = CancellationToken::new();
-    let broker = Broker::start(
-        vec![amqp_url().into()],
-        "plaidhook-test",
-        plaidhook::broker::DEFAULT_STALL_AFTER,
-        shutdown.clone(),
-    );
+    let broker = Broker::start(vec![amqp_url().into()], "plaidhook-test", shutdown.clone());
     tokio::time::timeout(Duration::from_secs(15), broker.connected())
         .await
         .expect("RabbitMQ connects");

@@ -180,7 +180,6 @@ async fn a_retried_message_comes_back_after_its_delay_and_a_parked_one_lands_in_
     let broker = Broker::start(
         vec![testkit::amqp_url().into()],
         "plaidhook-test-consumer",
-        plaidhook::broker::DEFAULT_STALL_AFTER,
         shutdown.clone(),
     );
     let consumer = tokio::spawn(run(
@@ -293,7 +292,6 @@ async fn a_retry_copy_the_broker_refuses_returns_the_message_and_the_consumer_re
     let broker = Broker::start(
         vec![testkit::amqp_url().into()],
         "plaidhook-test-consumer",
-        plaidhook::broker::DEFAULT_STALL_AFTER,
         shutdown.clone(),
     );
     let consumer = tokio::spawn(run(

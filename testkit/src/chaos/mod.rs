@@ -213,12 +213,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Summary> {
         .split(',')
         .map(|url| url.to_owned().into())
         .collect();
-    let broker = Broker::start(
-        nodes,
-        "plaidhook-chaos-subscriber",
-        plaidhook::broker::DEFAULT_STALL_AFTER,
-        subscriber_stop.clone(),
-    );
+    let broker = Broker::start(nodes, "plaidhook-chaos-subscriber", subscriber_stop.clone());
     let topology = Topology::new(&namespace, 10);
     let subscriber_queue = format!("{namespace}.chaos.subscriber");
     {
