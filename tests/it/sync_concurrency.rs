@@ -3,9 +3,10 @@
 //! (SIGTERM) mid-sync.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use crate::helpers::processes::worker_process;
 use plaidhook::app::Role;
 use plaidhook::messages::SyncTrigger;
 use serde_json::json;
@@ -128,18 +129,6 @@ async fn two_worker_processes_share_one_queue_and_never_sync_one_item_concurrent
     first.stop().await.unwrap();
     second.stop().await.unwrap();
     world.finish().await;
-}
-
-/// `plaidhook worker`, the real binary, in this world.
-fn worker_process(world: &World) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_plaidhook"))
-        .arg("worker")
-        .env("PLAIDHOOK_ENVIRONMENT", "test")
-        .envs(world.env())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the worker binary starts")
 }
 
 #[tokio::test]

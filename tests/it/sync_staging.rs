@@ -3,9 +3,9 @@
 //! pagination discards what it staged, and what a dead worker staged never reaches the next run.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::helpers::processes::worker_process;
 use plaidhook::app::Role;
 use plaidhook::messages::SyncTrigger;
 use plaidhook::plaid::TransactionsSyncPage;
@@ -352,14 +352,7 @@ async fn what_a_killed_worker_staged_never_reaches_the_next_run_and_is_deleted_b
     world.sim().update_config(|c| c.latency_ms = 300);
     let serve = world.node(Role::Serve, &[]).await;
     let item = world.link(None, 3_000).await;
-    let mut doomed = Command::new(env!("CARGO_BIN_EXE_plaidhook"))
-        .arg("worker")
-        .env("PLAIDHOOK_ENVIRONMENT", "test")
-        .envs(world.env())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the worker binary starts");
+    let mut doomed = worker_process(&world);
     let consuming = world
         .eventually(WITHIN, || async {
             world.queue_depth("plaidhook.sync").await.1 == 1

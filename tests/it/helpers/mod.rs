@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod item_truth;
+pub mod processes;
 pub mod receiver;
 pub mod schemas;
 pub mod sim;
