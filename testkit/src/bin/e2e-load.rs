@@ -35,7 +35,8 @@ use tokio::sync::Notify;
 struct Ledger {
     pending: HashMap<String, Instant>,
     early: HashMap<String, Instant>,
-    latencies: Vec<Duration>,
+    /// Each seen change: when its request left, and how long its event took.
+    latencies: Vec<(Instant, Duration)>,
     /// Plaid Item ids that have had a `transactions.synced`.
     synced_items: std::collections::HashSet<String>,
     events: u64,
@@ -44,7 +45,9 @@ struct Ledger {
 impl Ledger {
     fn sent(&mut self, transaction_id: String, at: Instant) {
         match self.early.remove(&transaction_id) {
-            Some(seen) => self.latencies.push(seen.saturating_duration_since(at)),
+            Some(seen) => self
+                .latencies
+                .push((at, seen.saturating_duration_since(at))),
             None => {
                 self.pending.insert(transaction_id, at);
             }
@@ -53,7 +56,9 @@ impl Ledger {
 
     fn seen(&mut self, transaction_id: &str, at: Instant) {
         match self.pending.remove(transaction_id) {
-            Some(sent) => self.latencies.push(at.saturating_duration_since(sent)),
+            Some(sent) => self
+                .latencies
+                .push((sent, at.saturating_duration_since(sent))),
             None => {
                 self.early.insert(transaction_id.to_owned(), at);
             }
@@ -118,6 +123,32 @@ fn summary(mut latencies: Vec<Duration>) -> Value {
     })
 }
 
+/// The width of the load's windows in the summary.
+const LOAD_WINDOW: Duration = Duration::from_secs(10);
+
+/// The load's latencies by when their change was sent, `width` at a time: a steady state has
+/// windows alike, a backlog has them growing.
+fn windows(latencies: &[(Instant, Duration)], started: Instant, width: Duration) -> Value {
+    let mut by_window: Vec<Vec<Duration>> = Vec::new();
+    for (sent, latency) in latencies {
+        let n =
+            (sent.saturating_duration_since(started).as_secs_f64() / width.as_secs_f64()) as usize;
+        if by_window.len() <= n {
+            by_window.resize_with(n + 1, Vec::new);
+        }
+        by_window[n].push(*latency);
+    }
+    by_window
+        .into_iter()
+        .enumerate()
+        .map(|(n, latencies)| {
+            let mut window = summary(latencies);
+            window["from_seconds"] = json!(n as f64 * width.as_secs_f64());
+            window
+        })
+        .collect()
+}
+
 impl Bench {
     async fn run(
         &self,
@@ -147,7 +178,7 @@ impl Bench {
             self.wait_until(Duration::from_secs(60), |l| l.latencies.len() > before)
                 .await
                 .context("an isolated change's event")?;
-            floor.push(*self.ledger.lock().unwrap().latencies.last().unwrap());
+            floor.push(self.ledger.lock().unwrap().latencies.last().unwrap().1);
         }
         self.ledger.lock().unwrap().latencies.clear();
 
@@ -155,6 +186,7 @@ impl Bench {
         let total = (rate * seconds).round() as usize;
         let interval = Duration::from_secs_f64(1.0 / rate);
         let load_started = tokio::time::Instant::now();
+        let load_started_std = load_started.into_std();
         let mut sends = Vec::with_capacity(total);
         let failures = Arc::new(Mutex::new(0u64));
         let mut late = Duration::ZERO;
@@ -211,7 +243,8 @@ impl Bench {
             "events": ledger.events,
             "load_to_last_event_seconds": drained_in.as_secs_f64(),
             "floor": summary(floor),
-            "load": summary(ledger.latencies.clone()),
+            "load": summary(ledger.latencies.iter().map(|(_, latency)| *latency).collect()),
+            "load_windows": windows(&ledger.latencies, load_started_std, LOAD_WINDOW),
         });
         println!("{result}");
         Ok(())
