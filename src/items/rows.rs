@@ -4,7 +4,6 @@
 //! Status transitions live in `status`, sync state in `sync`; this file holds what the API and
 //! the workers both need, written once.
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -217,9 +216,18 @@ pub async fn credentials(
         nonce: row.access_token_nonce,
         ciphertext: row.access_token_ciphertext,
     };
-    let access_token = tokens.open(&row.plaid_item_id, &sealed)?;
+    open_credentials(tokens, row.plaid_item_id, &sealed)
+}
+
+/// Opens an access token read with its Item (the token is sealed to the Item's Plaid id).
+pub fn open_credentials(
+    tokens: &TokenCipher,
+    plaid_item_id: String,
+    sealed: &SealedToken,
+) -> Result<Credentials, CredentialsError> {
+    let access_token = tokens.open(&plaid_item_id, sealed)?;
     Ok(Credentials {
-        plaid_item_id: row.plaid_item_id,
+        plaid_item_id,
         access_token,
     })
 }
@@ -229,8 +237,6 @@ pub async fn credentials(
 pub struct ItemRef {
     pub id: Uuid,
     pub status: ItemStatus,
-    /// It has synced with Plaid at least once: it has a stored `/transactions/sync` cursor.
-    pub has_cursor: bool,
 }
 
 /// The Item Plaid calls `plaid_item_id`.
@@ -239,7 +245,7 @@ pub async fn find_by_plaid_id(
     plaid_item_id: &str,
 ) -> Result<Option<ItemRef>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"select id, status as "status: ItemStatus", sync_cursor is not null as "has_cursor!"
+        r#"select id, status as "status: ItemStatus"
            from items where plaid_item_id = $1"#,
         plaid_item_id
     )
@@ -248,26 +254,7 @@ pub async fn find_by_plaid_id(
     Ok(row.map(|row| ItemRef {
         id: row.id,
         status: row.status,
-        has_cursor: row.has_cursor,
     }))
-}
-
-/// Records that a webhook about the Item arrived at `received_at` (`last_webhook_at`, which
-/// only moves forward: a redelivered or reordered webhook never takes it back).
-pub async fn note_webhook(
-    db: &PgPool,
-    item_id: Uuid,
-    received_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update items set last_webhook_at = $2
-         where id = $1 and (last_webhook_at is null or last_webhook_at < $2)",
-        item_id,
-        received_at,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 /// The Item's status, or `None` when there is no such Item.

@@ -6,8 +6,8 @@
 //!
 //! The changes are the run's rows of `sync_staging`, staged page by page during the fetch and
 //! merged there (one row per transaction, so `ON CONFLICT DO UPDATE` never meets a key twice):
-//! the transaction applies them set-based, one statement for the upserts and one for the
-//! removals, and builds its events from them, without the worker ever holding the run.
+//! the transaction applies them set-based, one statement for the removals and upserts
+//! together, and builds its events from them, without the worker ever holding the run.
 
 use std::time::Duration;
 
@@ -76,16 +76,7 @@ pub async fn commit(
 
     let write_started = std::time::Instant::now();
     let run_id = commit.run_id;
-    upsert_transactions(&mut tx, item_id, run_id).await?;
-    sqlx::query(
-        "delete from transactions t using sync_staging s
-         where s.run_id = $2 and s.change = 'r' and t.transaction_id = s.transaction_id
-           and t.item_id = $1",
-    )
-    .bind(item_id)
-    .bind(run_id)
-    .execute(&mut *tx)
-    .await?;
+    write_transactions(&mut tx, item_id, run_id).await?;
     let mut totals = fetched.totals;
     if commit.progress.cursor_reset {
         // A full re-sync lists everything the Item has; whatever else we hold was removed
@@ -178,15 +169,21 @@ pub async fn commit(
     })
 }
 
-/// Upserts the run's staged additions and modifications, set-based: the rows are in the
-/// database already, parsed (their `raw` jsonb included), one per transaction.
-async fn upsert_transactions(
+/// Deletes the run's staged removals and upserts its additions and modifications, set-based,
+/// in one statement: the rows are in the database already, parsed (their `raw` jsonb
+/// included), one per transaction, so the two parts never touch the same row.
+async fn write_transactions(
     tx: &mut PgTransaction<'_, Postgres>,
     item_id: Uuid,
     run_id: Uuid,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        r#"insert into transactions (transaction_id, item_id, account_id, amount, iso_currency_code,
+        r#"with removed as (
+               delete from transactions t using sync_staging s
+               where s.run_id = $2 and s.change = 'r' and t.transaction_id = s.transaction_id
+                 and t.item_id = $1
+           )
+           insert into transactions (transaction_id, item_id, account_id, amount, iso_currency_code,
                 unofficial_currency_code, date, authorized_date, datetime, authorized_datetime, name,
                 merchant_name, merchant_entity_id, payment_channel, category_primary,
                 category_detailed, pending, pending_transaction_id, raw)

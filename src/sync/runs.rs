@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::fetch::Progress;
+use crate::crypto::SealedToken;
 use crate::telemetry::names;
 
 /// How a run ended (the `sync_runs.outcome` values).
@@ -33,49 +34,70 @@ impl RunOutcome {
     }
 }
 
-/// Opens a run. Called with the Item's lock held, so a run of this Item still marked `running`
-/// belongs to a worker that died mid-sync; it is closed as failed.
-pub async fn start(
+/// A run just opened, and what it starts from.
+pub struct Begun {
+    pub run_id: Uuid,
+    pub plaid_item_id: String,
+    /// The Item's access token, still sealed: opening it may fail, and that is the run's
+    /// failure to record.
+    pub sealed_token: SealedToken,
+    /// The cursor the run starts from, exactly as stored.
+    pub stored_cursor: Option<String>,
+}
+
+/// Takes the Item's dirty mark and, if it was set, opens a run: one statement (a sync's first
+/// round trip). Called with the Item's lock held, so a run of this Item still marked `running`
+/// belongs to a worker that died mid-sync; it is closed as failed, and what it staged deleted
+/// (every read of staged rows names its run, so they were never applied). `None`: the mark was
+/// not set, no run is due.
+pub async fn begin(
     conn: &mut PgConnection,
     item_id: Uuid,
     trigger: &str,
-) -> Result<Uuid, sqlx::Error> {
-    // Whatever a dead run staged is never applied (every read names its run); it goes now.
-    sqlx::query(
-        "delete from sync_staging where run_id in (
-             select id from sync_runs where item_id = $1 and outcome = 'running')",
-    )
-    .bind(item_id)
-    .execute(&mut *conn)
-    .await?;
-    let lost = sqlx::query!(
-        "update sync_runs set outcome = 'failed', error_code = 'WORKER_LOST',
-                error_message = 'the worker running this sync stopped before it finished',
-                finished_at = now()
-         where item_id = $1 and outcome = 'running'",
-        item_id
-    )
-    .execute(&mut *conn)
-    .await?;
-    if lost.rows_affected() > 0 {
-        tracing::warn!(item.id = %item_id, "a previous sync of this Item died mid-run; resuming from its stored cursor");
-    }
+) -> Result<Option<Begun>, sqlx::Error> {
     let run_id = Uuid::now_v7();
-    sqlx::query!(
-        "insert into sync_runs (id, item_id, trigger) values ($1, $2, $3)",
-        run_id,
+    let row = sqlx::query!(
+        r#"with taken as (
+               update items set sync_requested_at = null, last_sync_started_at = now()
+               where id = $1 and sync_requested_at is not null
+               returning plaid_item_id, access_token_ciphertext, access_token_nonce,
+                         access_token_key_id, sync_cursor
+           ), lost as (
+               update sync_runs set outcome = 'failed', error_code = 'WORKER_LOST',
+                      error_message = 'the worker running this sync stopped before it finished',
+                      finished_at = now()
+               where item_id = $1 and outcome = 'running' and exists (select 1 from taken)
+               returning id
+           ), swept as (
+               delete from sync_staging where run_id in (select id from lost)
+           ), opened as (
+               insert into sync_runs (id, item_id, trigger) select $2, $1, $3 from taken
+           )
+           select plaid_item_id, access_token_ciphertext, access_token_nonce,
+                  access_token_key_id, sync_cursor, (select count(*) from lost) as "lost!"
+           from taken"#,
         item_id,
+        run_id,
         trigger
     )
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    sqlx::query!(
-        "update items set last_sync_started_at = now() where id = $1",
-        item_id
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(run_id)
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if row.lost > 0 {
+        tracing::warn!(item.id = %item_id, "a previous sync of this Item died mid-run; resuming from its stored cursor");
+    }
+    Ok(Some(Begun {
+        run_id,
+        plaid_item_id: row.plaid_item_id,
+        sealed_token: SealedToken {
+            key_id: row.access_token_key_id,
+            nonce: row.access_token_nonce,
+            ciphertext: row.access_token_ciphertext,
+        },
+        stored_cursor: row.sync_cursor,
+    }))
 }
 
 /// What a finished run records.

@@ -28,7 +28,7 @@ use crate::broker::consumer::{self, ConsumerSpec, Message, Outcome};
 use crate::broker::{Broker, Publisher};
 use crate::config::SyncSettings;
 use crate::crypto::TokenCipher;
-use crate::items::rows::{self, CredentialsError};
+use crate::items::rows;
 use crate::items::{ItemStatus, StatusSource, Transition};
 use crate::messages::{SyncQueueMessage, SyncTrigger};
 use crate::outbox::OutboxRelay;
@@ -88,6 +88,8 @@ pub struct SyncWorker {
 
 /// How one run ended, for the loop around it.
 enum RunEnd {
+    /// The Item was not dirty: no run was due.
+    NotDue,
     Succeeded,
     Stop(Outcome),
 }
@@ -165,7 +167,7 @@ impl SyncWorker {
                 }
             }
         };
-        let Some((hint, plaid_item_id)) = hint_of(&decoded) else {
+        let Some((asked, plaid_item_id)) = hint_of(&decoded) else {
             tracing::debug!("not a sync hint; ignored");
             return Outcome::Ack;
         };
@@ -174,8 +176,16 @@ impl SyncWorker {
                 reason: "a sync hint without an item_id".into(),
             };
         };
-        let item = match rows::find_by_plaid_id(&self.db, plaid_item_id).await {
-            Ok(Some(item)) => item,
+        let received_at = match &decoded {
+            SyncQueueMessage::Webhook(envelope) => Some(envelope.received_at),
+            SyncQueueMessage::Request(_) => None,
+        };
+        let mark = lock::Mark {
+            webhook_received_at: received_at,
+            only_without_cursor: asked == Hint::Legacy,
+        };
+        let marked = match lock::mark_dirty(&self.db, plaid_item_id, mark).await {
+            Ok(Some(marked)) => marked,
             Ok(None) => {
                 // Plaid may notify about an Item before the exchange committed, or after it
                 // was removed here; either way there is nothing of ours to sync.
@@ -184,27 +194,27 @@ impl SyncWorker {
             }
             Err(error) => return Outcome::retry(SyncRetry::Lookup(error)),
         };
-        if item.status == ItemStatus::Removed {
-            return Outcome::Ack;
-        }
-        if let SyncQueueMessage::Webhook(envelope) = &decoded {
-            if let Err(error) = rows::note_webhook(&self.db, item.id, envelope.received_at).await {
-                return Outcome::retry(SyncRetry::Database(error));
-            }
-        }
-        let trigger = match hint {
-            Hint::Sync(trigger) => trigger,
-            // Its SYNC_UPDATES_AVAILABLE twin asks for the same sync: one Plaid call, not two.
-            Hint::Legacy if item.has_cursor => {
+        if !marked.marked {
+            if marked.status != ItemStatus::Removed {
+                // A legacy webhook for an Item that syncs with a cursor: its
+                // SYNC_UPDATES_AVAILABLE twin asks for the same sync, one Plaid call, not two.
                 if let SyncQueueMessage::Webhook(envelope) = &decoded {
                     metrics::counter!(names::SYNC_LEGACY_WEBHOOKS_IGNORED, "webhook_code" => envelope.webhook_code.as_str().to_owned())
                         .increment(1);
                 }
-                return Outcome::Ack;
             }
+            return Outcome::Ack;
+        }
+        if marked.held {
+            metrics::counter!(names::SYNC_COALESCED).increment(1);
+            return Outcome::Ack;
+        }
+        let trigger = match asked {
+            Hint::Sync(trigger) => trigger,
+            // An Item that never synced: the legacy webhook is the only hint it gets.
             Hint::Legacy => SyncTrigger::Webhook,
         };
-        let item_id = item.id;
+        let item_id = marked.item_id;
         match self.sync_item(item_id, trigger.as_str()).await {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -214,14 +224,10 @@ impl SyncWorker {
         }
     }
 
-    /// Coalesces the request into the Item's single flight of syncs; see `lock`.
+    /// Runs the Item's syncs, or leaves them to the sync already running: the Item is marked
+    /// dirty and its lock was free a moment ago (see `lock`).
     #[tracing::instrument(skip_all, fields(item.id = %item_id, sync.trigger = trigger))]
     async fn sync_item(&self, item_id: Uuid, trigger: &str) -> Result<Outcome, sqlx::Error> {
-        lock::mark_dirty(&self.db, item_id).await?;
-        if lock::is_held(&self.db, item_id).await? {
-            metrics::counter!(names::SYNC_COALESCED).increment(1);
-            return Ok(Outcome::Ack);
-        }
         let _slot = self
             .slots
             .acquire()
@@ -263,17 +269,15 @@ impl SyncWorker {
                     reason: "shutting down",
                 }));
             }
-            if !lock.take_dirty().await? {
-                return Ok(None);
-            }
             match self.run_once(lock, item_id, trigger).await? {
+                RunEnd::NotDue => return Ok(None),
                 RunEnd::Succeeded => trigger = COALESCED,
                 RunEnd::Stop(outcome) => return Ok(Some(outcome)),
             }
         }
     }
 
-    /// One sync run: fetch, then commit or record the failure.
+    /// One sync run, if the Item is dirty: fetch, then commit or record the failure.
     async fn run_once(
         &self,
         lock: &mut ItemLock,
@@ -281,34 +285,26 @@ impl SyncWorker {
         trigger: &str,
     ) -> Result<RunEnd, sqlx::Error> {
         let started = Instant::now();
-        let run_id = runs::start(lock.conn(), item_id, trigger).await?;
-        let mut progress = Progress::default();
         // On the lock's connection: a sync never waits for a second connection while it holds one.
-        let credentials = match rows::credentials(lock.conn(), &self.tokens, item_id).await {
-            Ok(credentials) => credentials,
-            Err(error) => {
-                let failure = match error {
-                    CredentialsError::Database(_) => Failure::Transient {
-                        code: None,
-                        message: error.to_string(),
-                    },
-                    CredentialsError::NotFound(_) | CredentialsError::Unreadable(_) => {
-                        Failure::Permanent {
-                            code: Some("ACCESS_TOKEN_UNREADABLE".into()),
-                            message: error.to_string(),
-                        }
-                    }
-                };
-                return self
-                    .record_failure(lock, item_id, run_id, &progress, failure, started)
-                    .await;
-            }
+        let Some(begun) = runs::begin(lock.conn(), item_id, trigger).await? else {
+            return Ok(RunEnd::NotDue);
         };
+        let (run_id, stored_cursor) = (begun.run_id, begun.stored_cursor);
+        let mut progress = Progress::default();
+        let credentials =
+            match rows::open_credentials(&self.tokens, begun.plaid_item_id, &begun.sealed_token) {
+                Ok(credentials) => credentials,
+                Err(error) => {
+                    let failure = Failure::Permanent {
+                        code: Some("ACCESS_TOKEN_UNREADABLE".into()),
+                        message: error.to_string(),
+                    };
+                    return self
+                        .record_failure(lock, item_id, run_id, &progress, failure, started)
+                        .await;
+                }
+            };
         let (plaid_item_id, token) = (credentials.plaid_item_id, credentials.access_token);
-        let stored_cursor =
-            sqlx::query_scalar!("select sync_cursor from items where id = $1", item_id)
-                .fetch_one(lock.conn())
-                .await?;
         let fetcher = Fetcher {
             plaid: &self.plaid,
             limiter: &self.limiter,

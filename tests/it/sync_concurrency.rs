@@ -280,3 +280,62 @@ async fn runs_id(world: &World, item: &testkit::world::Linked) -> uuid::Uuid {
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn marking_an_item_dirty_sees_whether_another_session_holds_its_sync_lock() {
+    use plaidhook::sync::lock::{self, ItemLock, Mark};
+    use uuid::Uuid;
+
+    let world = World::new(sim_config()).await;
+    let item = world.link(None, 0).await;
+    // The marking statement computes the lock key in SQL: it must be the key Rust locks.
+    for id in [item.id, Uuid::now_v7(), Uuid::nil(), Uuid::max()] {
+        let in_sql: i64 = sqlx::query_scalar("select item_sync_lock_key($1)")
+            .bind(id)
+            .fetch_one(&world.db)
+            .await
+            .unwrap();
+        assert_eq!(in_sql, lock::lock_key(id), "{id}");
+    }
+    let mark = Mark {
+        webhook_received_at: None,
+        only_without_cursor: false,
+    };
+    let marked = || async {
+        lock::mark_dirty(&world.db, &item.plaid_item_id, mark)
+            .await
+            .unwrap()
+            .expect("the Item exists")
+    };
+    let free = marked().await;
+    assert!(free.marked && !free.held, "{free:?}");
+    let held = ItemLock::try_acquire(&world.db, item.id)
+        .await
+        .unwrap()
+        .expect("no one holds the lock");
+    let busy = marked().await;
+    assert!(busy.marked && busy.held, "{busy:?}");
+    held.release().await;
+    let released = marked().await;
+    assert!(released.marked && !released.held, "{released:?}");
+    // A legacy hint does not mark an Item that syncs with a cursor.
+    sqlx::query("update items set sync_cursor = 'c1', sync_requested_at = null where id = $1")
+        .bind(item.id)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    let legacy = lock::mark_dirty(
+        &world.db,
+        &item.plaid_item_id,
+        Mark {
+            only_without_cursor: true,
+            ..mark
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!legacy.marked && !legacy.held, "{legacy:?}");
+    assert!(!lock::is_dirty(&world.db, item.id).await.unwrap());
+    world.finish().await;
+}

@@ -133,7 +133,7 @@ async fn pages_that_revise_and_remove_the_same_transactions_apply_as_a_walk_of_t
     let mut conn = sqlx::PgConnection::connect(&world.database.url)
         .await
         .unwrap();
-    let run_id = runs::start(&mut conn, item.id, "manual").await.unwrap();
+    let run_id = open_run(&mut conn, item.id).await;
     let mut totals = staging::Totals::default();
     let mut progress = Progress::default();
     for text in &pages {
@@ -432,7 +432,7 @@ async fn retention_sweeps_the_staged_rows_of_runs_no_longer_running() {
     let mut conn = sqlx::PgConnection::connect(&world.database.url)
         .await
         .unwrap();
-    let live = runs::start(&mut conn, item.id, "manual").await.unwrap();
+    let live = open_run(&mut conn, item.id).await;
     let finished = Uuid::now_v7();
     sqlx::query(
         "insert into sync_runs (id, item_id, trigger, outcome, finished_at)
@@ -462,4 +462,18 @@ async fn retention_sweeps_the_staged_rows_of_runs_no_longer_running() {
     assert_eq!(left, vec![live], "a running run keeps its rows");
     drop(conn);
     world.finish().await;
+}
+
+/// Opens a run of the Item as a worker does: the Item marked dirty, then the run begun.
+async fn open_run(conn: &mut sqlx::PgConnection, item_id: Uuid) -> Uuid {
+    sqlx::query("update items set sync_requested_at = now() where id = $1")
+        .bind(item_id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    runs::begin(conn, item_id, "manual")
+        .await
+        .unwrap()
+        .expect("the Item is marked, so a run begins")
+        .run_id
 }
