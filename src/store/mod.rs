@@ -7,11 +7,13 @@
 
 pub mod api_calls;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection, PgPool, Postgres};
 
 use crate::config::DatabaseSettings;
 
@@ -27,12 +29,34 @@ pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectO
         .context("invalid setting `database.url`")
 }
 
+/// A connection idle for longer than this is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// Pool options shared by every pool: sqlx's default pings each connection on *every* acquire,
+/// a round trip per query run on the pool (measured: a sizeable share of PostgreSQL's CPU per
+/// webhook, `scripts/bench-e2e`). A connection used within the last second is handed out as it
+/// is; one idle longer, which may have outlived a database restart, is pinged first. A busy
+/// connection that died with the server in that second fails its one query, which every caller
+/// already treats as a transient database error (and sqlx closes it).
+fn pool_options(max_connections: u32, settings: &DatabaseSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// A pool that connects on first use, so the process starts (and reports not ready) while the
 /// database is down instead of refusing to start.
 pub fn lazy_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
-    Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout)
+    Ok(pool_options(settings.max_connections, settings)
         .connect_lazy_with(connect_options(settings)?))
 }
 
@@ -44,10 +68,7 @@ const CALL_LOG_CONNECTIONS: u32 = 2;
 /// from that same pool would let callers that each hold one wait for one more, all of them,
 /// for ever. From a pool of its own, the wait is bounded by the call log's deadline alone.
 pub fn call_log_pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
-    Ok(PgPoolOptions::new()
-        .max_connections(CALL_LOG_CONNECTIONS)
-        .acquire_timeout(settings.acquire_timeout)
-        .connect_lazy_with(connect_options(settings)?))
+    Ok(pool_options(CALL_LOG_CONNECTIONS, settings).connect_lazy_with(connect_options(settings)?))
 }
 
 /// Creates the database if it is missing, then applies pending migrations.
