@@ -19,6 +19,10 @@
 //!    run takes about a minute rather than needing 5,000+ Items; Plaid's own window (60 s) is
 //!    kept. `BENCH_TRANSACTIONS=0` runs the drain alone; the summary goes to
 //!    `target/bench-drain.json`.
+//!
+//! `BENCH_PLAIDHOOK=path/to/plaidhook` runs another build as the worker of the initial sync (with
+//! `PLAIDHOOK__DATABASE__MIGRATE_ON_START=false` when it predates a migration), for a
+//! before/after in the same run.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -183,7 +187,10 @@ async fn upsert_rate(transactions: usize) -> anyhow::Result<()> {
     let serve = world.node(Role::Serve, &[]).await;
     let item = world.link(None, transactions).await;
     let page_size = std::env::var("BENCH_PAGE_SIZE").unwrap_or_else(|_| "500".into());
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_plaidhook"))
+    // BENCH_PLAIDHOOK: another build's binary (before/after in the same run and database).
+    let binary =
+        std::env::var("BENCH_PLAIDHOOK").unwrap_or_else(|_| env!("CARGO_BIN_EXE_plaidhook").into());
+    let mut worker = Command::new(binary)
         .arg("worker")
         .env("PLAIDHOOK_ENVIRONMENT", "test")
         .envs(world.env())
