@@ -339,3 +339,39 @@ async fn marking_an_item_dirty_sees_whether_another_session_holds_its_sync_lock(
     assert!(!lock::is_dirty(&world.db, item.id).await.unwrap());
     world.finish().await;
 }
+
+#[tokio::test]
+async fn the_holders_last_look_waits_for_a_mark_still_in_flight_and_sees_it() {
+    use plaidhook::sync::lock;
+    use sqlx::Connection;
+
+    let world = World::new(sim_config()).await;
+    let item = world.link(None, 0).await;
+    sqlx::query("update items set sync_requested_at = null where id = $1")
+        .bind(item.id)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    // A request's marking statement that has looked at the lock (and found it held) but not
+    // committed yet: its row lock is what the holder's look must wait for.
+    let mut request = sqlx::PgConnection::connect(&world.database.url)
+        .await
+        .unwrap();
+    let mut marking = request.begin().await.unwrap();
+    sqlx::query("update items set sync_requested_at = now() where id = $1")
+        .bind(item.id)
+        .execute(&mut *marking)
+        .await
+        .unwrap();
+    let db = world.db.clone();
+    let look = tokio::spawn(async move { lock::is_dirty(&db, item.id).await.unwrap() });
+    // Time for the look to reach the row: a look that does not wait answers `false` then. The
+    // pause cannot fail a correct look: one that arrives only after the commit answers `true`.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    marking.commit().await.unwrap();
+    assert!(
+        look.await.unwrap(),
+        "the holder's last look missed a mark made while it still held the lock"
+    );
+    world.finish().await;
+}
