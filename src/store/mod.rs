@@ -33,11 +33,10 @@ pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectO
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Pool options shared by every pool: sqlx's default pings each connection on *every* acquire,
-/// a round trip per query run on the pool (measured: a sizeable share of PostgreSQL's CPU per
-/// webhook, `scripts/bench-e2e`). A connection used within the last second is handed out as it
-/// is; one idle longer, which may have outlived a database restart, is pinged first. A busy
-/// connection that died with the server in that second fails its one query, which every caller
-/// already treats as a transient database error (and sqlx closes it).
+/// one more round trip for every query run on the pool. A connection used within the last
+/// second is handed out as it is; one idle longer, which may have outlived a database restart,
+/// is pinged first. A busy connection that died with the server in that second fails its one
+/// query, which every caller already treats as a transient database error (and sqlx closes it).
 fn pool_options(max_connections: u32, settings: &DatabaseSettings) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)

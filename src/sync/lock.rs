@@ -76,6 +76,7 @@ pub async fn mark_dirty(
            where plaid_item_id = $1
            returning id, status as "status: ItemStatus",
                (status <> 'removed' and (not $3 or sync_cursor is null)) as "marked!",
+               -- Only a marked Item needs the look: the legacy twin of every change is not.
                (status <> 'removed' and (not $3 or sync_cursor is null) and exists (
                    select 1 from pg_locks
                    where locktype = 'advisory' and objsubid = 1 and granted
