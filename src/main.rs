@@ -5,12 +5,6 @@ use std::io::Write;
 use clap::Parser;
 use plaidhook::cli::Cli;
 
-/// mimalloc rather than the system's allocator: a webhook's bytes are allocated on the HTTP
-/// worker and freed on the AMQP client's I/O thread (and the other way round for confirms),
-/// the pattern glibc's per-thread arenas handle worst. See the README's ingress figures.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
