@@ -86,6 +86,20 @@ struct Row {
     raw: String,
 }
 
+/// Leaves the database no work of the sync's to do while the floor runs: the run's 200,000
+/// staged rows were deleted after its commit and the new rows inserted, which sets autovacuum
+/// (and a checkpoint, after that much WAL) going at a moment of their own choosing, and the
+/// floor varied by a third from run to run with them. A manual vacuum cancels and replaces an
+/// autovacuum of the same table; the checkpoint flushes what the sync dirtied. This can only
+/// favour the floor, so the ratio errs low.
+async fn quiesce(db: &sqlx::PgPool) -> anyhow::Result<()> {
+    sqlx::query("vacuum (analyze) sync_staging, transactions")
+        .execute(db)
+        .await?;
+    sqlx::query("checkpoint").execute(db).await?;
+    Ok(())
+}
+
 /// The floor: a bare `UNNEST` upsert of the Item's rows (every column, `raw` as JSON text parsed
 /// into jsonb) into a scratch table shaped like `transactions` (same columns, constraints and
 /// indexes), in batches of 5,000, one transaction, same database. Returns the time it took.
@@ -211,6 +225,8 @@ async fn upsert_rate(transactions: usize) -> anyhow::Result<()> {
         .await;
     anyhow::ensure!(consuming, "the worker process does not consume");
     let idle_kib = proc_status_kib(pid, "VmHWM")?;
+    // The floor starts from a checkpoint too (`quiesce`): neither inherits the other's WAL.
+    sqlx::query("checkpoint").execute(&world.db).await?;
     let started = Instant::now();
     serve
         .request_sync(&item.plaid_item_id, SyncTrigger::Exchange)
@@ -244,6 +260,7 @@ async fn upsert_rate(transactions: usize) -> anyhow::Result<()> {
     )
     .fetch_one(&world.db)
     .await?;
+    quiesce(&world.db).await?;
     let (rows, floor) = bare_upsert(&world.db, item.id).await?;
     anyhow::ensure!(rows == transactions, "{rows} rows read back");
 
@@ -254,7 +271,7 @@ async fn upsert_rate(transactions: usize) -> anyhow::Result<()> {
         run.pages
     );
     println!(
-        "  fetch {:.2} s (of which staging pages {:.2} s); write transaction {:.2} s → {:.0} rows/s ({events} events, {:.0} MB jsonb)",
+        "  fetch {:.2} s (of which staging pages {:.2} s); write transaction {:.2} s → {:.0} rows/s ({events} events, {:.0} MB stored)",
         fetch.as_secs_f64(),
         staging.as_secs_f64(),
         write.as_secs_f64(),

@@ -31,8 +31,10 @@ pub struct SyncedRun<'a> {
 /// (added, modified, removed, each by transaction id in byte order: the staging index's order)
 /// and inserts the event document built by PostgreSQL from them: Plaid's objects go from the
 /// staged jsonb into the event without passing through the worker. The document is the one
-/// [`crate::outbox::enqueue`] writes for [`Event::TransactionsSynced`] (the outbox stores it
-/// as jsonb either way).
+/// [`crate::outbox::enqueue`] writes for [`Event::TransactionsSynced`]. It is built as `json`
+/// text, which the outbox stores and the relay publishes as is: `json_agg` appends each
+/// object's text, where `jsonb_agg` would rebuild every object in binary form only for the
+/// relay to print it again.
 pub async fn enqueue_synced(
     tx: &mut PgTransaction<'_, Postgres>,
     run: &SyncedRun<'_>,
@@ -102,29 +104,29 @@ with chunk as (
     limit $4
 ), event as (
     insert into outbox (event_id, routing_key, payload)
-    select $5::uuid, 'transactions.synced', jsonb_build_object(
+    select $5::uuid, 'transactions.synced', json_build_object(
         'id', $5::uuid,
         'type', 'transactions.synced',
         'occurred_at', $6::jsonb,
         'item_id', $7::uuid,
-        'data', jsonb_build_object(
+        'data', json_build_object(
             'plaid_item_id', $8::text,
             'sync_run_id', $1::uuid,
             'trigger', $9::text,
             'chunk', $10::bigint,
             'chunks', $11::bigint,
             'cursor_reset', $12::boolean,
-            'totals', jsonb_build_object(
+            'totals', json_build_object(
                 'added', $13::bigint, 'modified', $14::bigint, 'removed', $15::bigint),
-            'added', coalesce((select jsonb_agg(raw order by transaction_id collate "C")
-                               from chunk where change = 'a'), '[]'::jsonb),
-            'modified', coalesce((select jsonb_agg(raw order by transaction_id collate "C")
-                                  from chunk where change = 'm'), '[]'::jsonb),
-            'removed', coalesce((select jsonb_agg(jsonb_build_object(
+            'added', coalesce((select json_agg(raw order by transaction_id collate "C")
+                               from chunk where change = 'a'), '[]'::json),
+            'modified', coalesce((select json_agg(raw order by transaction_id collate "C")
+                                  from chunk where change = 'm'), '[]'::json),
+            'removed', coalesce((select json_agg(json_build_object(
                                             'transaction_id', transaction_id,
                                             'account_id', account_id)
                                         order by transaction_id collate "C")
-                                 from chunk where change = 'r'), '[]'::jsonb)))
+                                 from chunk where change = 'r'), '[]'::json)))
 )
 select change, transaction_id from chunk
 order by change desc, transaction_id collate "C" desc
