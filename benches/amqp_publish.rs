@@ -117,23 +117,36 @@ struct Phase {
     busy: f64,
 }
 
-/// Runs `publish_all` and measures it.
-async fn measure<F, Fut>(messages: usize, broker: &str, publish_all: F) -> anyhow::Result<Phase>
+/// Runs `args.in_flight` tasks, each publishing its share of `args.messages` with the future
+/// `publisher` makes for that share, and measures them from the first spawn to the last confirm.
+async fn measure<F, Fut>(args: &Args, publisher: F) -> anyhow::Result<Phase>
 where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let me = std::process::id().to_string();
-    let (client0, broker0, machine0) =
-        (cpu_seconds(&me)?, cpu_seconds(broker)?, machine_jiffies()?);
+    let (client0, broker0, machine0) = (
+        cpu_seconds(&me)?,
+        cpu_seconds(&args.broker)?,
+        machine_jiffies()?,
+    );
     let started = Instant::now();
-    publish_all().await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..args.in_flight {
+        tasks.spawn(publisher(share(args.messages, args.in_flight, task)));
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
     let wall = started.elapsed().as_secs_f64();
-    let (client1, broker1, machine1) =
-        (cpu_seconds(&me)?, cpu_seconds(broker)?, machine_jiffies()?);
-    let per_message = |cpu: f64| cpu / messages as f64 * 1e6;
+    let (client1, broker1, machine1) = (
+        cpu_seconds(&me)?,
+        cpu_seconds(&args.broker)?,
+        machine_jiffies()?,
+    );
+    let per_message = |cpu: f64| cpu / args.messages as f64 * 1e6;
     Ok(Phase {
-        rate: messages as f64 / wall,
+        rate: args.messages as f64 / wall,
         client_us: per_message(client1 - client0),
         broker_us: per_message(broker1 - broker0),
         busy: (machine1.0 - machine0.0) / (machine1.1 - machine0.1).max(1.0),
@@ -166,44 +179,36 @@ async fn lapin_phase(url: &str, queue: &str, args: &Args) -> anyhow::Result<Phas
         )
         .await?;
     let body = Arc::new(envelope());
-    let phase = measure(args.messages, &args.broker, || async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for task in 0..args.in_flight {
-            let (channel, body, queue) = (channel.clone(), body.clone(), queue.to_owned());
-            let count = share(args.messages, args.in_flight, task);
-            tasks.spawn(async move {
-                for _ in 0..count {
-                    let properties = plaidhook::messages::envelope::amqp_properties(
-                        uuid::Uuid::now_v7(),
-                        "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
-                        chrono::Utc::now(),
-                        Some("7f4c1d0e-3b7a-4d55-9a6e-1c2b3d4e5f60"),
+    let phase = measure(args, |count| {
+        let (channel, body, queue) = (channel.clone(), body.clone(), queue.to_owned());
+        async move {
+            for _ in 0..count {
+                let properties = plaidhook::messages::envelope::amqp_properties(
+                    uuid::Uuid::now_v7(),
+                    "TRANSACTIONS.SYNC_UPDATES_AVAILABLE",
+                    chrono::Utc::now(),
+                    Some("7f4c1d0e-3b7a-4d55-9a6e-1c2b3d4e5f60"),
+                )
+                .with_delivery_mode(2);
+                let confirm = channel
+                    .basic_publish(
+                        "".into(),
+                        queue.as_str().into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        &body,
+                        properties,
                     )
-                    .with_delivery_mode(2);
-                    let confirm = channel
-                        .basic_publish(
-                            "".into(),
-                            queue.as_str().into(),
-                            BasicPublishOptions {
-                                mandatory: true,
-                                ..Default::default()
-                            },
-                            &body,
-                            properties,
-                        )
-                        .await?;
-                    match confirm.await? {
-                        Confirmation::Ack(None) => {}
-                        other => anyhow::bail!("not confirmed: {other:?}"),
-                    }
+                    .await?;
+                match confirm.await? {
+                    Confirmation::Ack(None) => {}
+                    other => anyhow::bail!("not confirmed: {other:?}"),
                 }
-                Ok(())
-            });
+            }
+            Ok(())
         }
-        while let Some(done) = tasks.join_next().await {
-            done??;
-        }
-        Ok(())
     })
     .await?;
     channel
@@ -313,51 +318,43 @@ async fn amqprs_phase(queue: &str, args: &Args) -> anyhow::Result<Phase> {
     let body = Arc::new(envelope());
     // Serialises tag assignment with the publish, so tags follow the channel's order.
     let publishing = Arc::new(Mutex::new(()));
-    let phase = measure(args.messages, &args.broker, || async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for task in 0..args.in_flight {
-            let (channel, body, queue) = (channel.clone(), body.clone(), queue.to_owned());
-            let (confirms, publishing) = (confirms.clone(), publishing.clone());
-            let count = share(args.messages, args.in_flight, task);
-            tasks.spawn(async move {
-                for _ in 0..count {
-                    let mut headers = FieldTable::new();
-                    headers.insert(
-                        "x-request-id".try_into().expect("short string"),
-                        "7f4c1d0e-3b7a-4d55-9a6e-1c2b3d4e5f60".into(),
-                    );
-                    let properties = AmqprsProperties::default()
-                        .with_message_id(&uuid::Uuid::now_v7().to_string())
-                        .with_message_type("TRANSACTIONS.SYNC_UPDATES_AVAILABLE")
-                        .with_timestamp(chrono::Utc::now().timestamp() as u64)
-                        .with_content_type("application/json")
-                        .with_headers(headers)
-                        .with_persistence(true)
-                        .finish();
-                    let mut publish = BasicPublishArguments::new("", &queue);
-                    publish.mandatory(true);
-                    let (tx, rx) = oneshot::channel();
+    let phase = measure(args, |count| {
+        let (channel, body, queue) = (channel.clone(), body.clone(), queue.to_owned());
+        let (confirms, publishing) = (confirms.clone(), publishing.clone());
+        async move {
+            for _ in 0..count {
+                let mut headers = FieldTable::new();
+                headers.insert(
+                    "x-request-id".try_into().expect("short string"),
+                    "7f4c1d0e-3b7a-4d55-9a6e-1c2b3d4e5f60".into(),
+                );
+                let properties = AmqprsProperties::default()
+                    .with_message_id(&uuid::Uuid::now_v7().to_string())
+                    .with_message_type("TRANSACTIONS.SYNC_UPDATES_AVAILABLE")
+                    .with_timestamp(chrono::Utc::now().timestamp() as u64)
+                    .with_content_type("application/json")
+                    .with_headers(headers)
+                    .with_persistence(true)
+                    .finish();
+                let mut publish = BasicPublishArguments::new("", &queue);
+                publish.mandatory(true);
+                let (tx, rx) = oneshot::channel();
+                {
+                    let _order = publishing.lock().await;
                     {
-                        let _order = publishing.lock().await;
-                        {
-                            let mut confirms = confirms.lock().expect("confirms lock");
-                            let tag = confirms.next_tag;
-                            confirms.next_tag += 1;
-                            confirms.waiting.insert(tag, tx);
-                        }
-                        channel
-                            .basic_publish(properties, body.to_vec(), publish)
-                            .await?;
+                        let mut confirms = confirms.lock().expect("confirms lock");
+                        let tag = confirms.next_tag;
+                        confirms.next_tag += 1;
+                        confirms.waiting.insert(tag, tx);
                     }
-                    anyhow::ensure!(rx.await?, "nacked");
+                    channel
+                        .basic_publish(properties, body.to_vec(), publish)
+                        .await?;
                 }
-                Ok(())
-            });
+                anyhow::ensure!(rx.await?, "nacked");
+            }
+            Ok(())
         }
-        while let Some(done) = tasks.join_next().await {
-            done??;
-        }
-        Ok(())
     })
     .await?;
     channel
